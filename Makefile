@@ -1,0 +1,29 @@
+# Two commands: `make run` (the whole service, in the foreground) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test venv migrate chaos bench compose-check clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	eval "$$($(BIN)/python -m devstack.services)" && \
+	  export CATALOG_URL=$${CATALOG_URL:-http://127.0.0.1:8090} CART_URL=$${CART_URL:-http://127.0.0.1:8090} && \
+	  $(BIN)/python -m devstack.run
+
+test: $(STAMP)
+	eval "$$($(BIN)/python -m devstack.services)" && $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+migrate: $(STAMP)
+	eval "$$($(BIN)/python -m devstack.services)" && $(BIN)/flask --app web migrate
+
+clean:
+	rm -rf $(VENV) .data test-artifacts

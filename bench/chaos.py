@@ -1,0 +1,293 @@
+"""The chaos run: many clients, misbehaving peers, killed workers, a Redis restart, then every invariant checked.
+
+    python -m bench.chaos                      # full run: 2,000 orders, 32 clients
+    python -m bench.chaos --orders 300 --quick # the shortened form CI runs
+
+It starts its own stack (a fresh database, its own Redis, the reference peers,
+the API under gunicorn and two worker processes), drives it, heals the faults,
+waits for every job to end and checks the invariants from PostgreSQL and the
+peers' own state. Exit status 0 only when no invariant is broken.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import threading
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+from sqlalchemy import create_engine, text
+
+from devstack import stack as procs
+from devstack.services import DEFAULT_DATABASE_URL
+
+ROOT = Path(__file__).resolve().parent.parent
+HOT_PRODUCTS = range(1, 6)
+COLD_PRODUCTS = range(6, 41)
+CART_CUSTOMERS = range(10_001, 10_401)
+
+
+def _catalog(hot_stock: int) -> list[dict]:
+    return ([{"id": p, "name": f"Hot {p}", "price": 9.5, "quantity": hot_stock} for p in HOT_PRODUCTS]
+            + [{"id": p, "name": f"Product {p}", "price": 3.0, "quantity": 100_000} for p in COLD_PRODUCTS])
+
+
+def _carts(rng: random.Random) -> list[dict]:
+    return [{"customer_id": c, "status": "Open",
+             "items": [{"product_id": rng.choice(HOT_PRODUCTS), "quantity": rng.randint(1, 2)},
+                       {"product_id": rng.choice(COLD_PRODUCTS), "quantity": 1}]} for c in CART_CUSTOMERS]
+
+
+class Run:
+    """One chaos run and what it observed."""
+
+    def __init__(self, args):
+        self.args = args
+        self.rng = random.Random(args.seed)
+        self.log_dir = ROOT / "test-artifacts" / "chaos" / time.strftime("%Y%m%d-%H%M%S")
+        self.faults = Counter()
+        self.responses: list[dict] = []
+        self.key_answers: dict[str, set] = {}
+        self.lock = threading.Lock()
+        self.procs: list[procs.Proc] = []
+
+    # -- the stack -------------------------------------------------------------------------
+    def start(self) -> None:
+        base = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+        self.base_url = base
+        self.database_url = procs.create_database(base)
+        redis_port, peers_port, api_port = procs.free_port(), procs.free_port(), procs.free_port()
+        self.redis = procs.start_redis(redis_port, self.log_dir)
+        self.env = {
+            **os.environ, "DATABASE_URL": self.database_url,
+            "CELERY_BROKER_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "CATALOG_URL": f"http://127.0.0.1:{peers_port}", "CART_URL": f"http://127.0.0.1:{peers_port}",
+            "PEER_TIMEOUT_SECONDS": "1", "JOB_MAX_ATTEMPTS": "8", "RETRY_BACKOFF_BASE_SECONDS": "0.2",
+            "RETRY_BACKOFF_MAX_SECONDS": "2", "DISPATCH_DEADLINE_SECONDS": "5", "SWEEP_INTERVAL_SECONDS": "1",
+            "REFPEERS_SEED": "empty", "ACCESS_LOG": "false", "PYTHONUNBUFFERED": "1",
+        }
+        self.peers_url = self.env["CATALOG_URL"]
+        self.peers = procs.start_peers(peers_port, self.env, self.log_dir)
+        self.api = procs.start_api(api_port, self.env, self.log_dir)
+        self.api_url = f"http://127.0.0.1:{api_port}"
+        self.workers = [procs.start_worker(f"worker{i}", self.env, self.log_dir, concurrency=self.args.concurrency)
+                        for i in range(1, self.args.workers + 1)]
+        self.procs = [self.redis, self.peers, self.api, *self.workers]
+        self.initial = _catalog(self.args.hot_stock)
+        carts = _carts(self.rng)
+        self.carts = {c["customer_id"]: c for c in carts}
+        requests.post(f"{self.peers_url}/admin/reset", json={"products": self.initial, "carts": carts},
+                      timeout=10).raise_for_status()
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+        procs.drop_database(self.base_url, self.database_url)
+
+    def set_faults(self, **faults) -> None:
+        requests.put(f"{self.peers_url}/admin/faults", json=faults, timeout=10).raise_for_status()
+
+    # -- load ------------------------------------------------------------------------------
+    def _order(self, index: int) -> tuple[int, dict | None, str | None, int]:
+        rng = random.Random(self.args.seed * 1_000_003 + index)
+        if index < len(CART_CUSTOMERS) and index % 3 == 0:
+            return CART_CUSTOMERS[index], None, None, 1  # order the cart, once per cart customer
+        items = [{"product_id": rng.choice(HOT_PRODUCTS), "quantity": rng.randint(1, 3)}]
+        if rng.random() < 0.6:
+            items.append({"product_id": rng.choice(COLD_PRODUCTS), "quantity": rng.randint(1, 2)})
+        key = f"chaos-{uuid.uuid4()}" if rng.random() < 0.1 else None
+        return 1 + index % 5000, {"items": items}, key, 2 if key else 1
+
+    def _submit(self, index: int) -> None:
+        customer, body, key, times = self._order(index)
+        headers = {"Idempotency-Key": key} if key else {}
+        for _ in range(times):
+            for attempt in range(20):  # a client retries a refused connection, as a real one would
+                try:
+                    response = requests.post(f"{self.api_url}/orders/{customer}", json=body, headers=headers,
+                                             timeout=10)
+                    break
+                except requests.RequestException:
+                    time.sleep(0.2 * (attempt + 1))
+            else:
+                raise RuntimeError("API unreachable")
+            record = {"status": response.status_code, "customer": customer, "key": key,
+                      "job_id": response.json().get("job_id"), "cart": body is None}
+            with self.lock:
+                self.responses.append(record)
+                if key:
+                    self.key_answers.setdefault(key, set()).add(record["job_id"])
+
+    def _chaos(self, stop: threading.Event) -> None:
+        kills, redis_restarts = 0, 0
+        pause = self.args.chaos_interval
+        while not stop.wait(pause):
+            if kills < self.args.kills:
+                victim = self.rng.choice(self.workers)
+                victim.kill()
+                self.faults["worker_sigkill"] += 1
+                kills += 1
+                victim.start()
+                victim.wait_for_log("ready.", timeout=60)
+            elif redis_restarts < self.args.redis_restarts:
+                self.redis.kill()
+                self.faults["redis_restart"] += 1
+                redis_restarts += 1
+                time.sleep(1)
+                self.redis.start()
+                self.redis.wait_for_log("Ready to accept connections", timeout=20)
+
+    def drive(self) -> float:
+        self.set_faults(error_rate=0.10, put_apply_then_error_rate=0.05, hang_rate=0.02, hang_seconds=1.5,
+                        scope="all")
+        stop = threading.Event()
+        chaos = threading.Thread(target=self._chaos, args=(stop,), daemon=True)
+        started = time.monotonic()
+        chaos.start()
+        with ThreadPoolExecutor(self.args.clients) as pool:
+            list(pool.map(self._submit, range(self.args.orders)))
+        # Keep the chaos going until every planned fault has happened.
+        while chaos.is_alive() and (self.faults["worker_sigkill"] < self.args.kills
+                                    or self.faults["redis_restart"] < self.args.redis_restarts):
+            time.sleep(0.2)
+        stop.set()
+        chaos.join()
+        self.set_faults(error_rate=0, put_apply_then_error_rate=0, hang_rate=0)
+        return time.monotonic() - started
+
+    def wait_for_all(self, engine) -> float:
+        started = time.monotonic()
+        while time.monotonic() - started < self.args.settle_timeout:
+            with engine.connect() as connection:
+                unfinished = connection.execute(text(
+                    "SELECT count(*) FROM jobs WHERE status IN ('queued','processing','retrying')"
+                    " OR cart_status = 'pending'")).scalar()
+            if unfinished == 0:
+                break
+            time.sleep(1)
+        return time.monotonic() - started
+
+    # -- invariants ------------------------------------------------------------------------
+    def check(self, engine) -> dict:
+        state = requests.get(f"{self.peers_url}/admin/state", timeout=10).json()
+        stats = requests.get(f"{self.peers_url}/admin/stats", timeout=10).json()
+        q = lambda sql: engine.connect().execute(text(sql)).all()  # noqa: E731
+        jobs = dict(q("SELECT status, count(*) FROM jobs GROUP BY status"))
+        stuck = q("SELECT count(*) FROM jobs WHERE status IN ('queued','processing','retrying')")[0][0]
+        duplicate_orders = q("SELECT count(*) FROM (SELECT job_id FROM orders GROUP BY job_id HAVING count(*) > 1) d")[0][0]
+        orders_not_completed = q("SELECT count(*) FROM orders o JOIN jobs j ON j.id = o.job_id"
+                                 " WHERE j.status <> 'completed'")[0][0]
+        completed_without_order = q("SELECT count(*) FROM jobs j LEFT JOIN orders o ON o.job_id = j.id"
+                                    " WHERE j.status = 'completed' AND o.id IS NULL")[0][0]
+        empty_orders = q("SELECT count(*) FROM orders o WHERE NOT EXISTS"
+                         " (SELECT 1 FROM order_items i WHERE i.order_id = o.id)")[0][0]
+        sold = dict(q("SELECT i.product_id, sum(i.quantity) FROM order_items i JOIN orders o ON o.id = i.order_id"
+                      " JOIN jobs j ON j.id = o.job_id WHERE j.status = 'completed' GROUP BY i.product_id"))
+        net_unfinished = q("SELECT count(*) FROM (SELECT m.job_id FROM inventory_moves m JOIN jobs j ON j.id = m.job_id"
+                           " WHERE j.status IN ('rejected','failed') AND m.state = 'applied'"
+                           " GROUP BY m.job_id HAVING sum(CASE WHEN kind = 'take' THEN quantity ELSE -quantity END) <> 0) x")[0][0]
+        pending_moves = q("SELECT count(*) FROM inventory_moves WHERE state = 'pending'")[0][0]
+        mismatches, oversold = [], 0
+        for product in self.initial:
+            final = state["products"][str(product["id"])]["quantity"]
+            taken = product["quantity"] - final
+            if final < 0:
+                oversold += -final
+            if taken != sold.get(product["id"], 0):
+                mismatches.append({"product_id": product["id"], "catalog_taken": taken,
+                                   "completed_orders": sold.get(product["id"], 0)})
+        cart_jobs = {row[0]: row[1] for row in q(
+            "SELECT customer_id, bool_or(status = 'completed') FROM jobs WHERE source = 'cart' GROUP BY customer_id")}
+        cart_mismatch = sum(
+            1 for customer, completed in cart_jobs.items()
+            if (state["carts"][str(customer)]["status"] == "Ordered") != completed)
+        keys_with_many_jobs = sum(1 for jobs_seen in self.key_answers.values() if len(jobs_seen) != 1)
+        accepted = sum(1 for r in self.responses if r["status"] == 202)
+        return {
+            "orders_submitted": self.args.orders,
+            "requests_sent": len(self.responses),
+            "accepted_202": accepted,
+            "non_202_answers": len(self.responses) - accepted,
+            "jobs": sum(jobs.values()),
+            "completed": jobs.get("completed", 0),
+            "rejected": jobs.get("rejected", 0),
+            "failed": jobs.get("failed", 0),
+            "jobs_stuck": stuck,
+            "duplicate_orders": duplicate_orders,
+            "idempotency_keys_with_other_jobs": keys_with_many_jobs,
+            "orders_of_unfinished_jobs": orders_not_completed,
+            "completed_without_order": completed_without_order,
+            "orders_without_items": empty_orders,
+            "units_oversold": oversold,
+            "inventory_mismatches": len(mismatches),
+            "mismatch_detail": mismatches,
+            "failed_jobs_with_net_stock_effect": net_unfinished,
+            "pending_ledger_rows": pending_moves,
+            "cart_status_mismatches": cart_mismatch,
+            "units_sold_hot": {str(p): sold.get(p, 0) for p in HOT_PRODUCTS},
+            "faults_injected": {**stats.get("faults", {}), **self.faults},
+        }
+
+
+VIOLATIONS = ("jobs_stuck", "duplicate_orders", "idempotency_keys_with_other_jobs", "orders_of_unfinished_jobs",
+              "completed_without_order", "orders_without_items", "units_oversold", "inventory_mismatches",
+              "failed_jobs_with_net_stock_effect", "pending_ledger_rows", "cart_status_mismatches",
+              "non_202_answers")
+
+
+def run(args) -> dict:
+    """Start, drive, settle, check, stop; returns the report."""
+    chaos = Run(args)
+    chaos.start()
+    try:
+        load_seconds = chaos.drive()
+        engine = create_engine(chaos.database_url)
+        settle_seconds = chaos.wait_for_all(engine)
+        report = chaos.check(engine)
+        engine.dispose()
+    finally:
+        chaos.stop()
+    report["load_seconds"] = round(load_seconds, 1)
+    report["settle_seconds"] = round(settle_seconds, 1)
+    report["violations"] = {name: report[name] for name in VIOLATIONS if report[name]}
+    report["logs"] = str(chaos.log_dir)
+    return report
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--orders", type=int, default=2000)
+    p.add_argument("--clients", type=int, default=32)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--concurrency", type=int, default=8, help="threads per worker")
+    p.add_argument("--kills", type=int, default=3, help="worker SIGKILLs")
+    p.add_argument("--redis-restarts", type=int, default=1)
+    p.add_argument("--hot-stock", type=int, default=600, help="units of each of the 5 hot products")
+    p.add_argument("--chaos-interval", type=float, default=6.0, help="seconds between faults")
+    p.add_argument("--settle-timeout", type=float, default=300.0)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "chaos.json")
+    return p
+
+
+def main() -> None:
+    args = parser().parse_args()
+    report = run(args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    width = max(map(len, report))
+    for name, value in report.items():
+        if name not in ("mismatch_detail", "violations"):
+            print(f"{name:<{width}}  {value}")
+    print("\nINVARIANTS HOLD" if not report["violations"] else f"\nVIOLATIONS: {report['violations']}")
+    raise SystemExit(0 if not report["violations"] else 1)
+
+
+if __name__ == "__main__":
+    main()

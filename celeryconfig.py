@@ -1,0 +1,45 @@
+"""Celery's configuration, read from the same environment as everything else.
+
+Delivery is at-least-once and the worker is built for it: late acks, redelivery
+when a worker dies, one message prefetched at a time, JSON only, and every wait
+(retry countdown, time limit) shorter than Redis's visibility timeout so a
+waiting retry is never redelivered as a duplicate (settings.py checks this).
+"""
+import os
+
+from settings import get_settings
+
+_settings = get_settings()
+
+broker_url = _settings.broker_url
+broker_connection_retry_on_startup = True
+broker_transport_options = {
+    "visibility_timeout": _settings.visibility_timeout,
+    "socket_connect_timeout": 2,
+    "socket_timeout": 5,
+}
+# A publish that cannot reach the broker gives up fast: the job is already in PostgreSQL
+# and the sweeper dispatches it once the broker is back.
+task_publish_retry = True
+task_publish_retry_policy = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+
+task_serializer = "json"
+accept_content = ["json"]
+result_serializer = "json"
+task_ignore_result = True
+
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1
+task_soft_time_limit = _settings.task_soft_time_limit
+task_time_limit = _settings.task_time_limit
+
+# Peer calls are I/O: threads give many concurrent orders per process cheaply.
+worker_pool = os.environ.get("WORKER_POOL", "threads")
+worker_concurrency = int(os.environ.get("WORKER_CONCURRENCY", "16"))
+
+worker_send_task_events = True
+task_send_sent_event = True
+task_track_started = True
+
+include = ["tasks.orders"]

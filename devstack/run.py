@@ -1,0 +1,44 @@
+"""`make run`: the whole service in the foreground, one readable log stream.
+
+The reference peers (seeded with demo products and carts), the API under
+gunicorn, one worker and Flower, managed by honcho from Procfile.dev.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import migrations
+from models.db import Database
+from settings import get_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    os.environ.setdefault("PORT", "8000")
+    os.environ.setdefault("PEERS_PORT", "8090")
+    os.environ.setdefault("FLOWER_PORT", "5555")
+    os.environ.setdefault("REFPEERS_SEED", "demo")
+    settings = get_settings()
+    database = Database(settings.database_url)
+    migrations.upgrade(database.engine)
+    database.dispose()
+    port, flower = os.environ["PORT"], os.environ["FLOWER_PORT"]
+    print(
+        f"\n  Order service\n"
+        f"    API      http://127.0.0.1:{port}   (docs: http://127.0.0.1:{port}/docs)\n"
+        f"    Flower   http://127.0.0.1:{flower}\n"
+        f"    Peers    {settings.catalog_url} (reference Catalog + Cart, demo data)\n"
+        f"    Database {settings.database_url}\n    Broker   {settings.broker_url}\n"
+        f"  Ctrl-C stops everything.\n",
+        flush=True,
+    )
+    honcho = Path(sys.executable).parent / "honcho"
+    os.execv(str(honcho), [str(honcho), "-f", str(ROOT / "Procfile.dev"), "-d", str(ROOT), "start"])
+
+
+if __name__ == "__main__":
+    main()

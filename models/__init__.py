@@ -1,0 +1,8 @@
+"""The service's tables as SQLAlchemy 2.0 models, importable without Flask or Celery."""
+from models.base import Base
+from models.db import Database
+from models.inventory import InventoryMove
+from models.jobs import Job
+from models.orders import Order, OrderItem
+
+__all__ = ["Base", "Database", "InventoryMove", "Job", "Order", "OrderItem"]

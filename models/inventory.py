@@ -1,0 +1,50 @@
+"""The inventory ledger: every stock change the service makes, before and after it happens.
+
+A row is written `pending` before the catalog is asked to change, and turned
+`applied` (or `void`) once the outcome is known. A pending row left by a crash or
+a lost answer is reconciled against the catalog by the next holder of the
+product's lock, so no change is ever made twice or forgotten.
+"""
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, Timestamps
+
+TAKE = "take"
+GIVE_BACK = "give_back"
+PLANNED = "planned"
+PENDING = "pending"
+APPLIED = "applied"
+
+
+class InventoryMove(Base, Timestamps):
+    """One job's change to one product's stock, in one direction."""
+
+    __tablename__ = "inventory_moves"
+    __table_args__ = (
+        UniqueConstraint("job_id", "product_id", "kind"),
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint(f"kind IN ('{TAKE}', '{GIVE_BACK}')", name="kind_known"),
+        CheckConstraint(f"state IN ('{PLANNED}', '{PENDING}', '{APPLIED}')", name="state_known"),
+        Index("ix_inventory_moves_pending", "product_id", postgresql_where=text(f"state = '{PENDING}'")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id"), index=True)
+    product_id: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    quantity: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default=PLANNED)
+    # What the catalog held when the write was sent, what it was asked to hold, and its ETag.
+    quantity_before: Mapped[int | None] = mapped_column(Integer)
+    quantity_after: Mapped[int | None] = mapped_column(Integer)
+    etag_before: Mapped[str | None] = mapped_column(String(128))
+
+    @property
+    def delta(self) -> int:
+        """Signed change to the catalog's quantity."""
+        return -self.quantity if self.kind == TAKE else self.quantity

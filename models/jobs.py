@@ -1,0 +1,76 @@
+"""A job is one accepted submission: the durable record the API answers from.
+
+PostgreSQL, not the broker, is the source of truth: a job exists before its
+202 is sent, and every step the worker finishes is written here, so a retry or
+a redelivery resumes instead of repeating.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, DateTime, Index, Integer, String, func, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import Base, Timestamps
+from models.orders import Order
+
+QUEUED = "queued"
+PROCESSING = "processing"
+RETRYING = "retrying"
+COMPLETED = "completed"
+REJECTED = "rejected"
+FAILED = "failed"
+STATUSES = (QUEUED, PROCESSING, RETRYING, COMPLETED, REJECTED, FAILED)
+TERMINAL = (COMPLETED, REJECTED, FAILED)
+UNFINISHED = (QUEUED, PROCESSING, RETRYING)
+
+# Where the items come from, and whether the cart still has to be marked Ordered.
+SOURCE_BODY = "body"
+SOURCE_CART = "cart"
+CART_NOT_NEEDED = "not_needed"
+CART_PENDING = "pending"
+CART_CLOSED = "closed"
+CART_FAILED = "failed"
+
+
+def _in(values):
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+class Job(Base, Timestamps):
+    """One order submission and everything the worker has done for it so far."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        CheckConstraint(f"status IN {_in(STATUSES)}", name="status_known"),
+        CheckConstraint(f"resolution IS NULL OR resolution IN {_in((REJECTED, FAILED))}", name="resolution_known"),
+        Index("ix_jobs_unfinished_next_run_at", "next_run_at", postgresql_where=text(f"status IN {_in(UNFINISHED)}")),
+        Index("ix_jobs_cart_pending", "updated_at", postgresql_where=text(f"cart_status = '{CART_PENDING}'")),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    customer_id: Mapped[int] = mapped_column(Integer, index=True)
+    status: Mapped[str] = mapped_column(String(16), default=QUEUED)
+    step: Mapped[str | None] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(8))
+    # Items as submitted (None: take them from the cart), then as resolved by the worker.
+    requested_items: Mapped[list | None] = mapped_column(JSONB)
+    items: Mapped[list | None] = mapped_column(JSONB)
+    error: Mapped[dict | None] = mapped_column(JSONB)
+    # Set while stock is given back; the status the job ends with once that is done.
+    resolution: Mapped[str | None] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    cart_status: Mapped[str] = mapped_column(String(16), default=CART_NOT_NEEDED)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    request_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    # When the sweeper should consider the job overdue and dispatch it again.
+    next_run_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    order: Mapped[Order | None] = relationship(lazy="selectin", viewonly=True)
+
+    @property
+    def order_id(self) -> int | None:
+        """The order this job created, once it completed."""
+        return self.order.id if self.order else None

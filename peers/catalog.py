@@ -1,0 +1,52 @@
+"""Client of the Product Catalog: read a product, write its new quantity.
+
+The contract is the seed's GET-then-PUT of the whole product. When the catalog
+sends an ETag the write carries it as If-Match, so a write based on a stale
+read is refused instead of silently undoing someone else's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from peers.errors import BadPeerResponse
+from peers.http import PeerHttp
+
+
+@dataclass(frozen=True)
+class Product:
+    """A product as the catalog last showed it."""
+
+    id: int
+    quantity: int
+    etag: str | None
+    body: dict
+
+
+class Catalog:
+    """The catalog's two calls, with its answers checked against the contract."""
+
+    def __init__(self, http: PeerHttp):
+        self.http = http
+
+    def get_product(self, product_id: int) -> Product:
+        """Read a product; NotFound when the catalog has no such product."""
+        response = self.http.call("GET", f"/products/{product_id}")
+        return self._product(product_id, response)
+
+    def set_quantity(self, product: Product, quantity: int) -> Product:
+        """Write a new quantity, conditional on the version read when the catalog has one."""
+        headers = {"If-Match": product.etag} if product.etag else None
+        body = {**product.body, "quantity": quantity}
+        response = self.http.call("PUT", f"/products/{product.id}", json=body, headers=headers)
+        return self._product(product.id, response)
+
+    def _product(self, product_id: int, response) -> Product:
+        body = self.http.json(response)
+        quantity = body.get("quantity") if isinstance(body, dict) else None
+        if type(quantity) is not int or quantity < 0:
+            raise BadPeerResponse(
+                f"catalog product {product_id} has no valid quantity ({quantity!r})",
+                peer=self.http.name,
+                status=response.status_code,
+            )
+        return Product(id=product_id, quantity=quantity, etag=response.headers.get("ETag"), body=body)

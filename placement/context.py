@@ -1,0 +1,30 @@
+"""What one execution of a job is handed: transactions, peer clients, locks.
+
+The placement logic never builds these itself, so it runs the same under a
+Celery task, a CLI command or a plain test call.
+"""
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Callable
+
+from sqlalchemy.orm import Session
+
+from peers import Carts, Catalog
+from placement.locks import Locks
+
+
+def _ignore_step(step: str) -> None:
+    return None
+
+
+@dataclass
+class PlacementContext:
+    """Dependencies of one execution; `transaction()` opens one short committed unit of work."""
+
+    transaction: Callable[[], AbstractContextManager[Session]]
+    catalog: Catalog
+    carts: Carts
+    locks: Locks
+    on_step: Callable[[str], None] = field(default=_ignore_step)

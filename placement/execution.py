@@ -1,0 +1,258 @@
+"""Placing an order: the steps one job goes through, each recorded on the job.
+
+items → check stock → take stock → save order (with the job's completion) →
+close the cart. Any execution may be a retry or a redelivery, so every step
+first looks at what an earlier execution finished; an advisory lock on the job
+guarantees that two executions never run at once.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from models.jobs import (
+    CART_CLOSED, CART_FAILED, CART_NOT_NEEDED, CART_PENDING, COMPLETED, FAILED, PROCESSING, RETRYING,
+    SOURCE_CART, TERMINAL, Job,
+)
+from models.orders import ORDERED, Order, OrderItem
+from peers.errors import BadPeerResponse, NotFound, PeerError, TransientPeerError
+from placement import inventory
+from placement.context import PlacementContext
+from placement.errors import JobEnded, JobFailed, JobRejected
+from placement.items import InvalidItems, normalize
+from placement.locks import LockBusy, LockLost, job_key
+from placement.retry import RetryPolicy
+
+log = logging.getLogger(__name__)
+
+# Outcomes of an execution that leave the job's status as it was.
+BUSY = "busy"
+MISSING = "missing"
+
+# Steps, as recorded on the job and reported to Flower.
+LOADING_ITEMS = "loading_items"
+CHECKING_STOCK = "checking_stock"
+TAKING_STOCK = "taking_stock"
+SAVING_ORDER = "saving_order"
+UPDATING_CART = "updating_cart"
+GIVING_BACK = "giving_back"
+DONE = "done"
+
+_RETRYABLE = (TransientPeerError, LockBusy, LockLost)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an execution left behind: the job's status, and when to run it again if at all."""
+
+    status: str
+    retry_in: float | None = None
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    customer_id: int
+    source: str
+    requested_items: list | None
+    items: list | None
+    resolution: str | None
+    error: dict | None
+    attempts: int
+
+
+def execute(job_id: uuid.UUID, ctx: PlacementContext, policy: RetryPolicy, dispatch_deadline: float) -> Outcome:
+    """Run the job as far as it can go now. Safe to call any number of times, concurrently."""
+    key = job_key(job_id)
+    if not ctx.locks.try_acquire(key):
+        return Outcome(BUSY)
+    try:
+        return _execute_locked(job_id, ctx, policy, dispatch_deadline)
+    finally:
+        ctx.locks.release(key)
+
+
+def _execute_locked(job_id, ctx, policy, dispatch_deadline) -> Outcome:
+    job = _start(job_id, ctx, dispatch_deadline)
+    if isinstance(job, Outcome):
+        return job
+    if job.attempts == 0:  # already finished: at most its cart is left to close
+        return _close_cart(job_id, ctx, job.customer_id, policy)
+    try:
+        return _run_steps(job_id, ctx, job, policy)
+    except _RETRYABLE as exc:
+        return _retry_or_fail(job_id, ctx, job, policy, dispatch_deadline, exc)
+    except Exception as exc:  # a bug or an outage we did not foresee: counted like any failed attempt
+        log.exception("job %s attempt %s failed unexpectedly", job_id, job.attempts)
+        return _retry_or_fail(job_id, ctx, job, policy, dispatch_deadline, exc)
+
+
+def _run_steps(job_id, ctx, job: _Snapshot, policy: RetryPolicy) -> Outcome:
+    if job.resolution:
+        return _end(job_id, ctx, job.resolution, job.error)
+    try:
+        items = _load_items(job_id, ctx, job)
+        if not inventory.has_taken(ctx, job_id):
+            _check_stock(ctx, items)
+        _step(ctx, job_id, TAKING_STOCK)
+        for item in items:
+            inventory.take(ctx, job_id, item["product_id"], item["quantity"])
+        _save_order(ctx, job_id, job, items)
+    except JobEnded as ended:
+        return _end(job_id, ctx, ended.status, ended.as_error())
+    return _close_cart(job_id, ctx, job.customer_id, policy)
+
+
+def _start(job_id, ctx, dispatch_deadline) -> _Snapshot | Outcome:
+    """Count the attempt and mark the job processing.
+
+    A finished job comes back as a snapshot with no attempt counted when its
+    cart still has to be closed, and as its plain outcome otherwise.
+    """
+    with ctx.transaction() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            return Outcome(MISSING)
+        if job.status in TERMINAL:
+            if job.cart_status != CART_PENDING:
+                return Outcome(job.status)
+            return _Snapshot(job.customer_id, job.source, None, None, None, None, 0)
+        job.attempts += 1
+        job.status = PROCESSING
+        job.next_run_at = func.now() + timedelta(seconds=dispatch_deadline)
+        return _Snapshot(job.customer_id, job.source, job.requested_items, job.items,
+                         job.resolution, job.error, job.attempts)
+
+
+def _step(ctx, job_id, step: str, **changes) -> None:
+    ctx.on_step(step)
+    with ctx.transaction() as session:
+        job = session.get(Job, job_id)
+        job.step = step
+        for name, value in changes.items():
+            setattr(job, name, value)
+
+
+def _load_items(job_id, ctx, job: _Snapshot) -> list[dict]:
+    """The items to order: resolved once (from the body or the cart) and kept on the job."""
+    if job.items is not None:
+        return job.items
+    ctx.on_step(LOADING_ITEMS)
+    raw = job.requested_items
+    if raw is None:
+        try:
+            raw = ctx.carts.get_items(job.customer_id)
+        except NotFound:
+            raise JobRejected("cart_not_found", f"Customer {job.customer_id} has no shopping cart") from None
+        except BadPeerResponse as exc:
+            raise JobFailed("bad_peer_response", str(exc), exc.details()) from None
+    try:
+        items = normalize(raw)
+    except InvalidItems as exc:
+        raise JobFailed("bad_peer_response", f"the cart's items are malformed: {exc}", {"peer": "cart"}) from None
+    if not items:
+        raise JobRejected("empty_cart", f"The shopping cart of customer {job.customer_id} is empty")
+    _step(ctx, job_id, CHECKING_STOCK, items=items)
+    return items
+
+
+def _check_stock(ctx, items: list[dict]) -> None:
+    """Refuse before touching any stock when a product is unknown or short (the seed's 400)."""
+    unknown, short, available = [], [], {}
+    for item in items:
+        try:
+            product = ctx.catalog.get_product(item["product_id"])
+        except NotFound:
+            unknown.append(item["product_id"])
+            continue
+        except BadPeerResponse as exc:
+            raise JobFailed("bad_peer_response", str(exc), exc.details()) from None
+        if product.quantity < item["quantity"]:
+            short.append(item["product_id"])
+            available[str(item["product_id"])] = product.quantity
+    if unknown:
+        raise JobRejected("unknown_product", f"Unknown product id(s): {unknown}", {"product_ids": unknown})
+    if short:
+        raise JobRejected(
+            "insufficient_stock",
+            f"Not enough product in stock for product id(s) {short}",
+            {"product_ids": short, "available": available},
+        )
+
+
+def _save_order(ctx, job_id, job: _Snapshot, items: list[dict]) -> None:
+    """Insert the order and its items in the same transaction that completes the job."""
+    ctx.on_step(SAVING_ORDER)
+    with ctx.transaction() as session:
+        record = session.get(Job, job_id)
+        if session.scalar(select(Order.id).where(Order.job_id == job_id)) is None:
+            session.add(Order(
+                customer_id=job.customer_id, status=ORDERED, job_id=job_id,
+                items=[OrderItem(product_id=i["product_id"], quantity=i["quantity"]) for i in items],
+            ))
+        record.status = COMPLETED
+        record.step = UPDATING_CART if job.source == SOURCE_CART else DONE
+        record.error = None
+        record.cart_status = CART_PENDING if job.source == SOURCE_CART else CART_NOT_NEEDED
+
+
+def _close_cart(job_id, ctx, customer_id: int, policy: RetryPolicy) -> Outcome:
+    """Mark the cart Ordered; a failure here never undoes the saved order, it is retried on its own."""
+    with ctx.transaction() as session:
+        job = session.get(Job, job_id)
+        if job.cart_status != CART_PENDING:
+            return Outcome(job.status)
+        attempt = max(1, job.attempts)
+    ctx.on_step(UPDATING_CART)
+    try:
+        ctx.carts.mark_ordered(customer_id)
+        result = CART_CLOSED
+    except TransientPeerError as exc:
+        delay = policy.delay(attempt, exc.retry_after)
+        log.warning("job %s: cart update failed (%s); retrying in %.1fs", job_id, exc, delay)
+        return Outcome(COMPLETED, retry_in=delay)
+    except PeerError as exc:
+        log.error("job %s: cart of customer %s cannot be marked Ordered: %s", job_id, customer_id, exc)
+        result = CART_FAILED
+    with ctx.transaction() as session:
+        job = session.get(Job, job_id)
+        job.cart_status, job.step = result, DONE
+    return Outcome(COMPLETED)
+
+
+def _end(job_id, ctx, status: str, error: dict) -> Outcome:
+    """Give back whatever the job took, then end it with `status`; resumable if interrupted."""
+    _step(ctx, job_id, GIVING_BACK, resolution=status, error=error)
+    inventory.give_back_all(ctx, job_id)
+    with ctx.transaction() as session:
+        job = session.get(Job, job_id)
+        job.status, job.step, job.resolution = status, DONE, None
+    log.info("job %s ended %s: %s", job_id, status, error and error.get("code"))
+    return Outcome(status)
+
+
+def _retry_or_fail(job_id, ctx, job: _Snapshot, policy: RetryPolicy, dispatch_deadline, exc) -> Outcome:
+    """Schedule the next attempt, or end the job failed once the attempts are spent."""
+    error = {"code": getattr(exc, "code", "internal_error"), "message": str(exc) or exc.__class__.__name__,
+             "details": exc.details() if isinstance(exc, PeerError) else None}
+    with ctx.transaction() as session:
+        giving_back = session.get(Job, job_id).resolution is not None
+    if not giving_back and job.attempts >= policy.max_attempts:
+        exhausted = {**error, "code": "retries_exhausted", "message": f"gave up after {job.attempts} attempts: {exc}",
+                     "details": {"last_error": error["code"], **(error["details"] or {})}}
+        try:
+            return _end(job_id, ctx, FAILED, exhausted)
+        except _RETRYABLE as again:
+            exc = again  # the units could not be given back yet: keep retrying that part
+    delay = policy.delay(job.attempts, getattr(exc, "retry_after", None))
+    with ctx.transaction() as session:
+        record = session.get(Job, job_id)
+        record.status = RETRYING
+        if record.resolution is None:
+            record.error = error
+        record.next_run_at = func.now() + timedelta(seconds=delay + dispatch_deadline)
+    log.info("job %s attempt %s: %s; retrying in %.1fs", job_id, job.attempts, exc, delay)
+    return Outcome(RETRYING, retry_in=delay)

@@ -1,0 +1,167 @@
+"""The inventory protocol: every stock change, locked, ledgered and reconciled.
+
+Against the seed's GET-then-PUT catalog, a change to one product is made only
+while holding that product's advisory lock. Before writing, the holder settles
+any `pending` ledger row left on the product (a crash, a timeout, a 5xx after
+the catalog applied the write) by reading the product back, so no write is
+repeated or lost. The write itself carries If-Match when the catalog gives an
+ETag, which also defeats a hung request that lands late.
+
+Switching to a reservation endpoint or another catalog contract touches only
+this module.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+
+from sqlalchemy import select
+
+from models.inventory import APPLIED, GIVE_BACK, PENDING, PLANNED, TAKE, InventoryMove
+from peers.catalog import Product
+from peers.errors import NotFound, PeerError, TransientPeerError
+from placement.context import PlacementContext
+from placement.errors import JobEnded, JobFailed, JobRejected
+from placement.locks import product_key
+
+log = logging.getLogger(__name__)
+
+# Writes tried for one product under one lock hold before giving the lock up and retrying later.
+WRITES_PER_HOLD = 3
+
+
+def take(ctx: PlacementContext, job_id: uuid.UUID, product_id: int, quantity: int) -> None:
+    """Take `quantity` units for the job, once; JobRejected when the catalog has too few."""
+    _apply(ctx, job_id, product_id, TAKE, quantity)
+
+
+def give_back_all(ctx: PlacementContext, job_id: uuid.UUID) -> None:
+    """Return every unit the job took (or may have taken), once each."""
+    with ctx.transaction() as session:
+        takes = session.scalars(
+            select(InventoryMove).where(
+                InventoryMove.job_id == job_id,
+                InventoryMove.kind == TAKE,
+                InventoryMove.state.in_((PENDING, APPLIED)),
+            ).order_by(InventoryMove.product_id)
+        ).all()
+    for move in takes:
+        try:
+            _apply(ctx, job_id, move.product_id, GIVE_BACK, move.quantity)
+        except JobEnded as exc:
+            log.error("job %s: %s; its units cannot be returned", job_id, exc)
+
+
+def has_taken(ctx: PlacementContext, job_id: uuid.UUID) -> bool:
+    """Whether any stock change has been started for the job (it is past the stock check)."""
+    with ctx.transaction() as session:
+        return session.scalar(
+            select(InventoryMove.id).where(InventoryMove.job_id == job_id, InventoryMove.state != PLANNED).limit(1)
+        ) is not None
+
+
+def _apply(ctx: PlacementContext, job_id: uuid.UUID, product_id: int, kind: str, quantity: int) -> None:
+    key = product_key(product_id)
+    with ctx.locks.hold(key):
+        for _ in range(WRITES_PER_HOLD):
+            _reconcile(ctx, product_id)
+            move_id = _planned_move(ctx, job_id, product_id, kind, quantity)
+            if move_id is None:
+                return
+            product = _read(ctx, product_id, kind)
+            target = product.quantity + (-quantity if kind == TAKE else quantity)
+            if target < 0:
+                raise JobRejected(
+                    "insufficient_stock",
+                    f"Not enough product in stock for product id {product_id}",
+                    {"product_ids": [product_id], "available": {str(product_id): product.quantity}},
+                )
+            _mark(ctx, move_id, PENDING, product, target)
+            ctx.locks.check_held(key)
+            try:
+                ctx.catalog.set_quantity(product, target)
+            except NotFound:
+                raise _gone(product_id, kind) from None
+            except PeerError as exc:
+                # Refused, timed out or answered badly: the write may or may not be in. Settle it first.
+                log.info("catalog write for product %s unclear (%s); reconciling", product_id, exc)
+                continue
+            _mark(ctx, move_id, APPLIED)
+            return
+    raise TransientPeerError(f"catalog writes for product {product_id} kept failing", peer="catalog")
+
+
+def _planned_move(ctx, job_id, product_id, kind, quantity) -> int | None:
+    """The id of the job's move still to be written, or None when there is nothing to write."""
+    with ctx.transaction() as session:
+        moves = {
+            move.kind: move
+            for move in session.scalars(
+                select(InventoryMove).where(InventoryMove.job_id == job_id, InventoryMove.product_id == product_id)
+            )
+        }
+        if kind == GIVE_BACK and (TAKE not in moves or moves[TAKE].state != APPLIED):
+            return None
+        move = moves.get(kind)
+        if move is None:
+            move = InventoryMove(job_id=job_id, product_id=product_id, kind=kind, quantity=quantity, state=PLANNED)
+            session.add(move)
+            session.flush()
+        return None if move.state == APPLIED else move.id
+
+
+def _read(ctx, product_id: int, kind: str) -> Product:
+    try:
+        return ctx.catalog.get_product(product_id)
+    except NotFound:
+        raise _gone(product_id, kind) from None
+
+
+def _gone(product_id: int, kind: str):
+    if kind == TAKE:
+        return JobRejected("unknown_product", f"Product {product_id} does not exist", {"product_ids": [product_id]})
+    return JobFailed("product_gone", f"Product {product_id} vanished before its units could be returned",
+                     {"product_ids": [product_id]})
+
+
+def _mark(ctx, move_id: int, state: str, product: Product | None = None, target: int | None = None) -> None:
+    """Record a move's state; a pending one also records what the write is based on and asks for."""
+    with ctx.transaction() as session:
+        move = session.get(InventoryMove, move_id)
+        move.state = state
+        if state == PENDING:
+            move.quantity_before, move.etag_before, move.quantity_after = product.quantity, product.etag, target
+        elif state == PLANNED:
+            move.quantity_before = move.quantity_after = move.etag_before = None
+
+
+def _reconcile(ctx: PlacementContext, product_id: int) -> None:
+    """Settle writes on this product whose outcome was never learned. Caller holds the product lock."""
+    with ctx.transaction() as session:
+        pending = session.scalars(
+            select(InventoryMove).where(InventoryMove.product_id == product_id, InventoryMove.state == PENDING)
+        ).all()
+    if not pending:
+        return
+    product = ctx.catalog.get_product(product_id)
+    for move in pending:
+        applied = _was_applied(move, product)
+        log.info("reconciled %s of product %s for job %s: %s", move.kind, product_id, move.job_id,
+                 "applied" if applied else "not applied")
+        _mark(ctx, move.id, APPLIED if applied else PLANNED)
+
+
+def _was_applied(move: InventoryMove, product: Product) -> bool:
+    """Decide from the catalog's current state whether the pending write landed.
+
+    Only lock holders write, and each settles the previous pending write before
+    its own, so the product has changed since the write was sent only if that
+    write landed. The ETag tells it exactly; without one, the quantity does.
+    """
+    if move.etag_before and product.etag:
+        changed = product.etag != move.etag_before
+        if changed and product.quantity != move.quantity_after:
+            log.warning("product %s changed outside the service (expected %s, found %s)",
+                        product.id, move.quantity_after, product.quantity)
+        return changed
+    return product.quantity == move.quantity_after

@@ -1,0 +1,121 @@
+"""The one place the service reads its environment.
+
+Every process (API, worker, Flower, CLI, migrations) builds the same `Settings`
+from the same variables, so a value means the same thing everywhere and a
+missing one stops the process at start-up instead of at the first order.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+class ConfigError(RuntimeError):
+    """A required setting is missing or malformed; the message names it."""
+
+
+def _text(env, name, default=None, required=False):
+    value = env.get(name, "").strip()
+    if value:
+        return value
+    if required:
+        raise ConfigError(f"{name} is not set; export it (see README, 'Configuration')")
+    return default
+
+
+def _number(env, name, default, kind=float, minimum=0):
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a {kind.__name__}") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+def _flag(env, name, default):
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean (use true or false)")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed view of the environment; see README 'Configuration' for each name."""
+
+    database_url: str
+    broker_url: str
+    catalog_url: str | None = None
+    cart_url: str | None = None
+    auto_migrate: bool = True
+    peer_timeout: float = 5.0
+    peer_pool_size: int = 32
+    max_attempts: int = 6
+    retry_backoff_base: float = 0.5
+    retry_backoff_max: float = 30.0
+    dispatch_deadline: float = 30.0
+    sweep_interval: float = 5.0
+    task_soft_time_limit: float = 120.0
+    task_time_limit: float = 150.0
+    visibility_timeout: float = 3600.0
+    db_pool_size: int = 10
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env=None) -> "Settings":
+        """Read and check every variable once; raise ConfigError naming what is wrong."""
+        env = os.environ if env is None else env
+        settings = cls(
+            database_url=_text(env, "DATABASE_URL", required=True),
+            broker_url=_text(env, "CELERY_BROKER_URL", required=True),
+            catalog_url=_text(env, "CATALOG_URL"),
+            cart_url=_text(env, "CART_URL"),
+            auto_migrate=_flag(env, "AUTO_MIGRATE", True),
+            peer_timeout=_number(env, "PEER_TIMEOUT_SECONDS", 5.0, minimum=0.1),
+            peer_pool_size=_number(env, "PEER_POOL_SIZE", 32, int, minimum=1),
+            max_attempts=_number(env, "JOB_MAX_ATTEMPTS", 6, int, minimum=1),
+            retry_backoff_base=_number(env, "RETRY_BACKOFF_BASE_SECONDS", 0.5),
+            retry_backoff_max=_number(env, "RETRY_BACKOFF_MAX_SECONDS", 30.0),
+            dispatch_deadline=_number(env, "DISPATCH_DEADLINE_SECONDS", 30.0, minimum=1),
+            sweep_interval=_number(env, "SWEEP_INTERVAL_SECONDS", 5.0, minimum=0.2),
+            task_soft_time_limit=_number(env, "TASK_SOFT_TIME_LIMIT_SECONDS", 120.0, minimum=1),
+            task_time_limit=_number(env, "TASK_TIME_LIMIT_SECONDS", 150.0, minimum=1),
+            visibility_timeout=_number(env, "BROKER_VISIBILITY_TIMEOUT_SECONDS", 3600.0, minimum=10),
+            db_pool_size=_number(env, "DB_POOL_SIZE", 10, int, minimum=1),
+            log_level=_text(env, "LOG_LEVEL", "INFO").upper(),
+        )
+        settings.check_delivery_windows()
+        return settings
+
+    def check_delivery_windows(self) -> None:
+        """Redis redelivers any message unacked for `visibility_timeout`; every wait must be shorter."""
+        longest = max(self.retry_backoff_max, self.task_time_limit, self.dispatch_deadline)
+        if longest >= self.visibility_timeout:
+            raise ConfigError(
+                "BROKER_VISIBILITY_TIMEOUT_SECONDS must exceed the task time limit, the retry "
+                "backoff cap and the dispatch deadline, or Redis redelivers waiting tasks as duplicates"
+            )
+        if self.task_soft_time_limit >= self.task_time_limit:
+            raise ConfigError("TASK_SOFT_TIME_LIMIT_SECONDS must be below TASK_TIME_LIMIT_SECONDS")
+
+    def require_peers(self) -> tuple[str, str]:
+        """The worker cannot place an order without both peers; say so at start-up."""
+        missing = [name for name, value in (("CATALOG_URL", self.catalog_url), ("CART_URL", self.cart_url)) if not value]
+        if missing:
+            raise ConfigError(f"{' and '.join(missing)} not set; the worker needs both peer URLs")
+        return self.catalog_url, self.cart_url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read on first use."""
+    return Settings.from_env()

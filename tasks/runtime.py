@@ -1,0 +1,44 @@
+"""What a worker process builds once: database, peer clients, retry policy.
+
+Built lazily, so each prefork child (or the single process of the threads
+pool) gets its own pools after any fork.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Callable, Iterator
+
+from models.db import Database
+from peers import Carts, Catalog, PeerHttp
+from placement.context import PlacementContext
+from placement.locks import Locks
+from placement.retry import RetryPolicy
+from settings import Settings, get_settings
+
+
+class WorkerRuntime:
+    """The long-lived dependencies of order placement in one worker process."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        catalog_url, cart_url = settings.require_peers()
+        self.db = Database(settings.database_url, pool_size=settings.db_pool_size)
+        self.catalog = Catalog(PeerHttp("catalog", catalog_url, settings.peer_timeout, settings.peer_pool_size))
+        self.carts = Carts(PeerHttp("cart", cart_url, settings.peer_timeout, settings.peer_pool_size))
+        self.policy = RetryPolicy(settings.max_attempts, settings.retry_backoff_base, settings.retry_backoff_max)
+
+    @contextmanager
+    def placement(self, on_step: Callable[[str], None] | None = None) -> Iterator[PlacementContext]:
+        """Dependencies for one execution, with its own lock connection."""
+        with Locks.open(self.db.engine, wait_seconds=self.settings.peer_timeout * 2) as locks:
+            context = PlacementContext(self.db.transaction, self.catalog, self.carts, locks)
+            if on_step is not None:
+                context.on_step = on_step
+            yield context
+
+
+@lru_cache(maxsize=1)
+def get_runtime() -> WorkerRuntime:
+    """This process's runtime."""
+    return WorkerRuntime(get_settings())

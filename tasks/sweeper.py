@@ -1,0 +1,71 @@
+"""The safety net under the broker: find jobs whose wake-up was lost and send another.
+
+Messages can vanish (Redis restarted without persistence, a publish while Redis
+was down, a worker killed holding a message Redis will only hand out again
+after the visibility timeout). PostgreSQL knows every unfinished job and when it
+is overdue; a job whose advisory lock is free is not running anywhere, so a new
+wake-up is safe. Every worker runs this loop; an advisory lock lets one sweep at
+a time.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+
+from sqlalchemy import func, or_, select
+
+from models.db import Database
+from models.jobs import CART_PENDING, COMPLETED, UNFINISHED, Job
+from placement.locks import SWEEPER_LOCK_KEY, Locks, job_key
+from tasks.dispatch import enqueue
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+
+
+def sweep(db: Database, dispatch_deadline: float) -> int:
+    """Dispatch every overdue job that nobody is running; returns how many were sent."""
+    with Locks.open(db.engine, wait_seconds=1) as locks:
+        if not locks.try_acquire(SWEEPER_LOCK_KEY):
+            return 0
+        with db.transaction() as session:
+            overdue = session.scalars(
+                select(Job.id).where(
+                    or_(
+                        Job.status.in_(UNFINISHED) & (Job.next_run_at < func.now()),
+                        (Job.status == COMPLETED) & (Job.cart_status == CART_PENDING)
+                        & (Job.updated_at < func.now() - timedelta(seconds=dispatch_deadline)),
+                    )
+                ).order_by(Job.next_run_at).limit(BATCH)
+            ).all()
+        idle = [job_id for job_id in overdue if locks.is_free(job_key(job_id))]
+        if not idle:
+            return 0
+        with db.transaction() as session:
+            for job in session.scalars(select(Job).where(Job.id.in_(idle))):
+                job.next_run_at = func.now() + timedelta(seconds=dispatch_deadline)
+                job.updated_at = func.now()
+    sent = sum(enqueue(job_id) for job_id in idle)
+    log.info("sweeper re-dispatched %d overdue job(s)", sent)
+    return sent
+
+
+class SweeperThread(threading.Thread):
+    """Runs `sweep` every `interval` seconds until stopped."""
+
+    def __init__(self, db: Database, interval: float, dispatch_deadline: float):
+        super().__init__(name="job-sweeper", daemon=True)
+        self.db, self.interval, self.dispatch_deadline = db, interval, dispatch_deadline
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                sweep(self.db, self.dispatch_deadline)
+            except Exception:  # an outage must not kill the loop; the next tick tries again
+                log.exception("sweep failed")
+
+    def stop(self) -> None:
+        self._stop.set()

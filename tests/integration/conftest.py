@@ -1,0 +1,152 @@
+"""The real stack for integration tests: PostgreSQL, a Redis of our own, the reference
+peers, a `celery worker` process and the API under gunicorn, all as subprocesses.
+
+Each test starts from empty tables and the peers' demo data with no faults.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import create_engine, text
+
+from devstack import stack as procs
+from devstack.services import DEFAULT_DATABASE_URL
+
+ROOT = Path(__file__).resolve().parents[2]
+LOGS = ROOT / "test-artifacts" / "logs"
+
+# Fast clocks so retries, the sweeper and give-ups happen within a test's patience.
+FAST = {
+    "JOB_MAX_ATTEMPTS": "4",
+    "RETRY_BACKOFF_BASE_SECONDS": "0.1",
+    "RETRY_BACKOFF_MAX_SECONDS": "0.5",
+    "DISPATCH_DEADLINE_SECONDS": "2",
+    "SWEEP_INTERVAL_SECONDS": "0.5",
+    "PEER_TIMEOUT_SECONDS": "1",
+    "LOG_LEVEL": "INFO",
+}
+
+
+class Peers:
+    """Admin handle on the reference peer server."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def reset(self, products=None, carts=None) -> None:
+        from refpeers import demo_data
+
+        body = demo_data()
+        if products is not None:
+            body["products"] = products
+        if carts is not None:
+            body["carts"] = carts
+        requests.post(f"{self.url}/admin/reset", json=body, timeout=5).raise_for_status()
+        self.faults(latency_ms=0, error_rate=0, put_apply_then_error_rate=0, hang_rate=0, garbage_rate=0,
+                    scope="all", error_status=503)
+
+    def faults(self, **settings) -> dict:
+        response = requests.put(f"{self.url}/admin/faults", json=settings, timeout=5)
+        response.raise_for_status()
+        return response.json()
+
+    def product(self, product_id: int) -> dict:
+        return requests.get(f"{self.url}/admin/state", timeout=5).json()["products"][str(product_id)]
+
+    def cart(self, customer_id: int) -> dict:
+        return requests.get(f"{self.url}/admin/state", timeout=5).json()["carts"][str(customer_id)]
+
+    def stats(self) -> dict:
+        return requests.get(f"{self.url}/admin/stats", timeout=5).json()
+
+
+class Api:
+    """A client of the live API."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.http = requests.Session()
+
+    def get(self, path: str, **kwargs):
+        return self.http.get(f"{self.url}{path}", timeout=10, **kwargs)
+
+    def post(self, path: str, **kwargs):
+        return self.http.post(f"{self.url}{path}", timeout=10, **kwargs)
+
+    def submit(self, customer_id: int, items=None, key: str | None = None):
+        headers = {"Idempotency-Key": key} if key else {}
+        body = {"items": items} if items is not None else None
+        return self.post(f"/orders/{customer_id}", json=body, headers=headers)
+
+    def wait(self, job_id: str, until=("completed", "rejected", "failed"), timeout: float = 60) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = self.get(f"/jobs/{job_id}").json()
+            if job["status"] in until:
+                return job
+            time.sleep(0.05)
+        raise AssertionError(f"job {job_id} still {job['status']} after {timeout}s: {job}")
+
+
+@pytest.fixture(scope="session")
+def stack_env():
+    base = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    database_url = procs.create_database(base)
+    redis_port, peers_port = procs.free_port(), procs.free_port()
+    redis = procs.start_redis(redis_port, LOGS)
+    env = {
+        **os.environ,
+        **FAST,
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "CATALOG_URL": f"http://127.0.0.1:{peers_port}",
+        "CART_URL": f"http://127.0.0.1:{peers_port}",
+        "REFPEERS_SEED": "demo",
+        "PYTHONUNBUFFERED": "1",
+    }
+    peers = procs.start_peers(peers_port, env, LOGS)
+    yield {"env": env, "redis": redis, "peers": peers, "peers_url": env["CATALOG_URL"], "database_url": database_url}
+    peers.stop()
+    redis.stop()
+    procs.drop_database(base, database_url)
+
+
+@pytest.fixture(scope="session")
+def api_server(stack_env):
+    port = procs.free_port()
+    proc = procs.start_api(port, stack_env["env"], LOGS)
+    yield f"http://127.0.0.1:{port}", proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def worker(stack_env, api_server):
+    proc = procs.start_worker("worker1", stack_env["env"], LOGS)
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def engine(stack_env, api_server):
+    engine = create_engine(stack_env["database_url"])
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture()
+def peers(stack_env):
+    handle = Peers(stack_env["peers_url"])
+    handle.reset()
+    return handle
+
+
+@pytest.fixture()
+def api(api_server, worker, engine, peers):
+    """A client of the live API, with a worker running, empty tables and fresh peers."""
+    with engine.begin() as connection:
+        connection.execute(text("TRUNCATE order_items, orders, inventory_moves, jobs"))
+    return Api(api_server[0])

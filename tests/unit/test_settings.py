@@ -1,0 +1,34 @@
+"""Settings fail fast and name what is wrong."""
+import pytest
+
+from settings import ConfigError, Settings
+
+BASE = {"DATABASE_URL": "postgresql://db/x", "CELERY_BROKER_URL": "redis://r/0"}
+
+
+def test_required_values_are_named_when_missing():
+    with pytest.raises(ConfigError, match="DATABASE_URL"):
+        Settings.from_env({"CELERY_BROKER_URL": "redis://r/0"})
+    with pytest.raises(ConfigError, match="CELERY_BROKER_URL"):
+        Settings.from_env({"DATABASE_URL": "postgresql://db/x"})
+
+
+def test_values_are_typed_and_checked():
+    settings = Settings.from_env({**BASE, "JOB_MAX_ATTEMPTS": "3", "AUTO_MIGRATE": "false"})
+    assert settings.max_attempts == 3 and settings.auto_migrate is False
+    with pytest.raises(ConfigError, match="JOB_MAX_ATTEMPTS"):
+        Settings.from_env({**BASE, "JOB_MAX_ATTEMPTS": "many"})
+    with pytest.raises(ConfigError, match="AUTO_MIGRATE"):
+        Settings.from_env({**BASE, "AUTO_MIGRATE": "perhaps"})
+
+
+def test_waits_longer_than_the_visibility_timeout_are_refused():
+    with pytest.raises(ConfigError, match="VISIBILITY_TIMEOUT"):
+        Settings.from_env({**BASE, "BROKER_VISIBILITY_TIMEOUT_SECONDS": "100", "TASK_TIME_LIMIT_SECONDS": "150"})
+
+
+def test_the_worker_needs_both_peer_urls():
+    with pytest.raises(ConfigError, match="CATALOG_URL and CART_URL"):
+        Settings.from_env(BASE).require_peers()
+    settings = Settings.from_env({**BASE, "CATALOG_URL": "http://c", "CART_URL": "http://k"})
+    assert settings.require_peers() == ("http://c", "http://k")

@@ -1,0 +1,48 @@
+"""The HTTP API: `gunicorn "web:create_app()"`.
+
+It only reads jobs and orders and creates jobs; it never calls a peer and never
+places an order itself, so its answer time does not depend on them.
+"""
+from __future__ import annotations
+
+from flask import Flask
+
+import migrations
+from models.db import Database
+from settings import Settings, get_settings
+from web import commands, converters, customers, docs, errors, health, jobs, orders
+from web.converters import IdConverter, id_schema
+from web.extensions import api, db
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the API for `settings` (default: the environment)."""
+    settings = settings or get_settings()
+    app = Flask(__name__)
+    app.config.update(
+        API_TITLE="Order service",
+        API_VERSION="1.0.0",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL=docs.ASSETS_URL,
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        JSON_SORT_KEYS=False,
+    )
+    converters.init_app(app)
+    database = Database(settings.database_url, pool_size=settings.db_pool_size)
+    if settings.auto_migrate:
+        migrations.upgrade(database.engine)
+    db.init_app(app, database)
+    api.init_app(app)
+    api.register_converter(IdConverter, id_schema)
+    for module in (orders, jobs, customers, health):
+        api.register_blueprint(module.blp)
+    app.register_blueprint(docs.blp)
+    errors.init_app(app)
+    commands.init_app(app)
+    return app
+

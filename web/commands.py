@@ -1,0 +1,63 @@
+"""Operator commands: `flask --app web migrate | job-counts | stuck-jobs | redispatch`."""
+from __future__ import annotations
+
+import click
+from flask import Flask, current_app
+from sqlalchemy import func, select
+
+import migrations
+from models.jobs import UNFINISHED, Job
+
+
+def _database():
+    return current_app.extensions["database"]
+
+
+@click.command("migrate")
+def migrate():
+    """Apply every pending migration (the same guarded upgrade as at start-up)."""
+    migrations.upgrade(_database().engine)
+    click.echo("schema is up to date")
+
+
+@click.command("job-counts")
+def job_counts():
+    """Print how many jobs are in each status."""
+    with _database().transaction() as session:
+        for status, count in session.execute(select(Job.status, func.count()).group_by(Job.status).order_by(Job.status)):
+            click.echo(f"{status:<11} {count}")
+
+
+def _stuck(session, older_than: float):
+    return session.scalars(
+        select(Job).where(Job.status.in_(UNFINISHED),
+                          Job.updated_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, older_than))
+        .order_by(Job.updated_at)
+    ).all()
+
+
+@click.command("stuck-jobs")
+@click.option("--older-than", default=300.0, show_default=True, help="seconds without progress")
+def stuck_jobs(older_than):
+    """List unfinished jobs that have not moved for a while."""
+    with _database().transaction() as session:
+        for job in _stuck(session, older_than):
+            click.echo(f"{job.id}  {job.status:<10} step={job.step} attempts={job.attempts} updated={job.updated_at:%F %T}")
+
+
+@click.command("redispatch")
+@click.option("--older-than", default=300.0, show_default=True, help="seconds without progress")
+def redispatch(older_than):
+    """Publish a new wake-up for every stuck job (safe: a running job ignores it)."""
+    from tasks.dispatch import enqueue
+
+    with _database().transaction() as session:
+        ids = [job.id for job in _stuck(session, older_than)]
+    sent = sum(enqueue(job_id) for job_id in ids)
+    click.echo(f"re-dispatched {sent} of {len(ids)} job(s)")
+
+
+def init_app(app: Flask) -> None:
+    """Register the commands on the app's CLI."""
+    for command in (migrate, job_counts, stuck_jobs, redispatch):
+        app.cli.add_command(command)

@@ -1,0 +1,23 @@
+"""`/customers/{customer_id}/orders`: the seed's per-customer listing, moved off `/orders/{id}`."""
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+from sqlalchemy import select
+
+from models.orders import Order
+from web.extensions import db
+from web.schemas import OrderListSchema
+
+blp = Blueprint("customers", __name__, url_prefix="/customers", description="Orders of one customer")
+
+
+@blp.route("/<id:customer_id>/orders")
+class CustomerOrders(MethodView):
+    @blp.response(200, OrderListSchema)
+    def get(self, customer_id):
+        """All orders of the customer, oldest first; 404 when there are none (as the seed)."""
+        orders = db.session.scalars(select(Order).where(Order.customer_id == customer_id).order_by(Order.id)).all()
+        if not orders:
+            abort(404, message=f"Orders for customer with id: {customer_id} were not found")
+        return {"orders": orders}

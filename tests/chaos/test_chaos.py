@@ -17,5 +17,4 @@ def test_nothing_is_lost_doubled_or_oversold_under_chaos(tmp_path):
     assert faults["error"] > 0 and faults["put_apply_then_error"] > 0 and faults["hang"] > 0
     assert report["completed"] > 0
     assert report["rejected"] > 0  # the hot products ran out part-way
-    assert report["jobs"] == report["orders_submitted"] - report["requests_sent"] + report["accepted_202"] - (
-        report["requests_sent"] - report["orders_submitted"])
+    assert report["jobs"] == report["orders_submitted"]  # a key sent twice made one job

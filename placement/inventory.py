@@ -4,8 +4,10 @@ Against the seed's GET-then-PUT catalog, a change to one product is made only
 while holding that product's advisory lock. Before writing, the holder settles
 any `pending` ledger row left on the product (a crash, a timeout, a 5xx after
 the catalog applied the write) by reading the product back, so no write is
-repeated or lost. The write itself carries If-Match when the catalog gives an
-ETag, which also defeats a hung request that lands late.
+repeated or lost. Every write carries If-Match when the catalog gives an ETag;
+a write whose outcome is unknown is fenced (the same quantity written back on
+the version it was based on) so that, still in flight from a dead worker or a
+hung connection, it can never land after it was judged lost.
 
 Switching to a reservation endpoint or another catalog contract touches only
 this module.
@@ -19,7 +21,7 @@ from sqlalchemy import select
 
 from models.inventory import APPLIED, GIVE_BACK, PENDING, PLANNED, TAKE, InventoryMove
 from peers.catalog import Product
-from peers.errors import NotFound, PeerError, TransientPeerError
+from peers.errors import NotFound, PeerError, PreconditionFailed, TransientPeerError
 from placement.context import PlacementContext
 from placement.errors import JobEnded, JobFailed, JobRejected
 from placement.locks import product_key
@@ -82,6 +84,9 @@ def _apply(ctx: PlacementContext, job_id: uuid.UUID, product_id: int, kind: str,
                 ctx.catalog.set_quantity(product, target)
             except NotFound:
                 raise _gone(product_id, kind) from None
+            except PreconditionFailed:
+                _mark(ctx, move_id, PLANNED)  # refused: the product changed since it was read
+                continue
             except PeerError as exc:
                 # Refused, timed out or answered badly: the write may or may not be in. Settle it first.
                 log.info("catalog write for product %s unclear (%s); reconciling", product_id, exc)
@@ -141,27 +146,37 @@ def _reconcile(ctx: PlacementContext, product_id: int) -> None:
         pending = session.scalars(
             select(InventoryMove).where(InventoryMove.product_id == product_id, InventoryMove.state == PENDING)
         ).all()
-    if not pending:
-        return
-    product = ctx.catalog.get_product(product_id)
     for move in pending:
-        applied = _was_applied(move, product)
+        applied = _settle(ctx, move)
         log.info("reconciled %s of product %s for job %s: %s", move.kind, product_id, move.job_id,
                  "applied" if applied else "not applied")
         _mark(ctx, move.id, APPLIED if applied else PLANNED)
 
 
-def _was_applied(move: InventoryMove, product: Product) -> bool:
-    """Decide from the catalog's current state whether the pending write landed.
+def _settle(ctx: PlacementContext, move: InventoryMove) -> bool:
+    """Whether a pending write landed, decided so that it can never land later.
 
-    Only lock holders write, and each settles the previous pending write before
-    its own, so the product has changed since the write was sent only if that
-    write landed. The ETag tells it exactly; without one, the quantity does.
+    Only lock holders write, and each settles the pending write before its own,
+    so once the product's version moved past the one the write was based on,
+    either that write landed (the quantity is the one it asked for) or a fence
+    did (the quantity is unchanged). While the version has not moved, the write
+    may still be in flight (a dead worker's request, a hung one): a fence, the
+    same quantity written back with If-Match on that version, makes sure it is
+    refused if it ever arrives. Without ETags only the quantity can tell.
     """
-    if move.etag_before and product.etag:
-        changed = product.etag != move.etag_before
-        if changed and product.quantity != move.quantity_after:
-            log.warning("product %s changed outside the service (expected %s, found %s)",
-                        product.id, move.quantity_after, product.quantity)
-        return changed
-    return product.quantity == move.quantity_after
+    for _ in range(WRITES_PER_HOLD):
+        product = ctx.catalog.get_product(move.product_id)
+        if not (move.etag_before and product.etag):
+            return product.quantity == move.quantity_after
+        if product.etag != move.etag_before:
+            if product.quantity not in (move.quantity_before, move.quantity_after):
+                log.error("product %s changed outside the service (expected %s or %s, found %s)",
+                          product.id, move.quantity_before, move.quantity_after, product.quantity)
+            return product.quantity == move.quantity_after
+        ctx.locks.check_held(product_key(move.product_id))
+        try:
+            ctx.catalog.set_quantity(product, product.quantity)
+        except PreconditionFailed:
+            continue  # the pending write (or an earlier fence) landed just now: read again
+        return False
+    raise TransientPeerError(f"could not settle a write on product {move.product_id}", peer="catalog")

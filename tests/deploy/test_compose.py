@@ -1,0 +1,46 @@
+"""docker-compose.yml names only commands and targets that exist in this project."""
+import importlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+BUILT = {name: svc for name, svc in COMPOSE["services"].items() if svc.get("build")}
+
+
+def test_the_production_shape_is_all_there():
+    assert {"postgres", "redis", "web", "worker", "flower", "peers"} <= set(COMPOSE["services"])
+    assert "pgdata" in COMPOSE["volumes"]
+    for name, service in COMPOSE["services"].items():
+        assert service.get("restart") == "unless-stopped", name
+    for name in ("postgres", "redis", "web", "worker", "peers"):
+        assert "healthcheck" in COMPOSE["services"][name], name
+
+
+@pytest.mark.parametrize("name", sorted(BUILT))
+def test_each_command_exists_and_its_target_imports(name):
+    command = BUILT[name]["command"]
+    assert (Path(sys.executable).parent / command[0]).exists(), command[0]
+    for arg in command:
+        if arg.endswith(":create_app()"):
+            module = importlib.import_module(arg.split(":")[0])
+            assert callable(module.create_app)
+        if arg.startswith("python:"):
+            importlib.import_module(arg.removeprefix("python:"))
+    if command[0] == "celery":
+        assert command[1:3] == ["-A", "tasks"]
+        importlib.import_module("tasks")
+
+
+def test_docker_compose_itself_accepts_the_file():
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        pytest.skip("docker-compose is not installed (.ci/run installs it)")
+    result = subprocess.run([binary, "config", "-q"], cwd=ROOT, capture_output=True, text=True,
+                            env={"POSTGRES_PASSWORD": "check", "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr

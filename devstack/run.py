@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def main() -> None:
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    os.environ.setdefault("PORT", "8000")
+    # honcho hands each process a PORT of its own, so the API's port travels as API_PORT.
+    os.environ["API_PORT"] = os.environ.get("PORT", "8000")
     os.environ.setdefault("PEERS_PORT", "8090")
     os.environ.setdefault("FLOWER_PORT", "5555")
     os.environ.setdefault("REFPEERS_SEED", "demo")
@@ -26,7 +27,7 @@ def main() -> None:
     database = Database(settings.database_url)
     migrations.upgrade(database.engine)
     database.dispose()
-    port, flower = os.environ["PORT"], os.environ["FLOWER_PORT"]
+    port, flower = os.environ["API_PORT"], os.environ["FLOWER_PORT"]
     print(
         f"\n  Order service\n"
         f"    API      http://127.0.0.1:{port}   (docs: http://127.0.0.1:{port}/docs)\n"

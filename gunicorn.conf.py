@@ -1,5 +1,7 @@
 """gunicorn settings for the API, all from the environment (see README 'Configuration')."""
 import os
+import shutil
+import tempfile
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_WORKERS", "2"))
@@ -8,4 +10,21 @@ worker_class = "gthread"
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
-accesslog = "-" if os.environ.get("ACCESS_LOG", "true").lower() in {"1", "true", "yes"} else None
+# Each request is logged by the app itself (with its request id); set ACCESS_LOG=true for gunicorn's too.
+accesslog = "-" if os.environ.get("ACCESS_LOG", "false").lower() in {"1", "true", "yes"} else None
+
+# Prometheus multiprocess mode: every gunicorn process writes its metrics under one
+# directory, which /metrics sums. The directory is emptied when the master starts.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(tempfile.gettempdir(), f"orders-metrics-{os.getpid()}"))
+
+
+def on_starting(server):
+    path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path, exist_ok=True)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

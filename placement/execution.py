@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import func, select
 
@@ -47,10 +47,13 @@ _RETRYABLE = (TransientPeerError, LockBusy, LockLost)
 
 @dataclass(frozen=True)
 class Outcome:
-    """What an execution left behind: the job's status, and when to run it again if at all."""
+    """What an execution left behind: the job's status, when to run it again if at all,
+    the error code that ended or delayed it, and the job's age once it is final."""
 
     status: str
     retry_in: float | None = None
+    code: str | None = None
+    age: float | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,13 @@ class _Snapshot:
     resolution: str | None
     error: dict | None
     attempts: int
+    created_at: datetime | None = None
+
+    def age(self) -> float | None:
+        """Seconds since the job was submitted."""
+        if self.created_at is None:
+            return None
+        return (datetime.now(timezone.utc) - self.created_at).total_seconds()
 
 
 def execute(job_id: uuid.UUID, ctx: PlacementContext, policy: RetryPolicy, dispatch_deadline: float) -> Outcome:
@@ -92,7 +102,7 @@ def _execute_locked(job_id, ctx, policy, dispatch_deadline) -> Outcome:
 
 def _run_steps(job_id, ctx, job: _Snapshot, policy: RetryPolicy) -> Outcome:
     if job.resolution:
-        return _end(job_id, ctx, job.resolution, job.error)
+        return _end(job_id, ctx, job, job.resolution, job.error)
     try:
         items = _load_items(job_id, ctx, job)
         if not inventory.has_taken(ctx, job_id):
@@ -102,8 +112,8 @@ def _run_steps(job_id, ctx, job: _Snapshot, policy: RetryPolicy) -> Outcome:
             inventory.take(ctx, job_id, item["product_id"], item["quantity"])
         _save_order(ctx, job_id, job, items)
     except JobEnded as ended:
-        return _end(job_id, ctx, ended.status, ended.as_error())
-    return _close_cart(job_id, ctx, job.customer_id, policy)
+        return _end(job_id, ctx, job, ended.status, ended.as_error())
+    return replace(_close_cart(job_id, ctx, job.customer_id, policy), age=job.age())
 
 
 def _start(job_id, ctx, dispatch_deadline) -> _Snapshot | Outcome:
@@ -124,7 +134,7 @@ def _start(job_id, ctx, dispatch_deadline) -> _Snapshot | Outcome:
         job.status = PROCESSING
         job.next_run_at = func.now() + timedelta(seconds=dispatch_deadline)
         return _Snapshot(job.customer_id, job.source, job.requested_items, job.items,
-                         job.resolution, job.error, job.attempts)
+                         job.resolution, job.error, job.attempts, job.created_at)
 
 
 def _step(ctx, job_id, step: str, **changes) -> None:
@@ -223,15 +233,15 @@ def _close_cart(job_id, ctx, customer_id: int, policy: RetryPolicy) -> Outcome:
     return Outcome(COMPLETED)
 
 
-def _end(job_id, ctx, status: str, error: dict) -> Outcome:
+def _end(job_id, ctx, job: _Snapshot, status: str, error: dict) -> Outcome:
     """Give back whatever the job took, then end it with `status`; resumable if interrupted."""
     _step(ctx, job_id, GIVING_BACK, resolution=status, error=error)
     inventory.give_back_all(ctx, job_id)
     with ctx.transaction() as session:
-        job = session.get(Job, job_id)
-        job.status, job.step, job.resolution = status, DONE, None
+        record = session.get(Job, job_id)
+        record.status, record.step, record.resolution = status, DONE, None
     log.info("job %s ended %s: %s", job_id, status, error and error.get("code"))
-    return Outcome(status)
+    return Outcome(status, code=error and error.get("code"), age=job.age())
 
 
 def _retry_or_fail(job_id, ctx, job: _Snapshot, policy: RetryPolicy, dispatch_deadline, exc) -> Outcome:
@@ -239,12 +249,15 @@ def _retry_or_fail(job_id, ctx, job: _Snapshot, policy: RetryPolicy, dispatch_de
     error = {"code": getattr(exc, "code", "internal_error"), "message": str(exc) or exc.__class__.__name__,
              "details": exc.details() if isinstance(exc, PeerError) else None}
     with ctx.transaction() as session:
-        giving_back = session.get(Job, job_id).resolution is not None
+        current = session.get(Job, job_id)
+        if current.status in TERMINAL:  # it ended before the error: a final status is never undone
+            return Outcome(current.status)
+        giving_back = current.resolution is not None
     if not giving_back and job.attempts >= policy.max_attempts:
         exhausted = {**error, "code": "retries_exhausted", "message": f"gave up after {job.attempts} attempts: {exc}",
                      "details": {"last_error": error["code"], **(error["details"] or {})}}
         try:
-            return _end(job_id, ctx, FAILED, exhausted)
+            return _end(job_id, ctx, job, FAILED, exhausted)
         except _RETRYABLE as again:
             exc = again  # the units could not be given back yet: keep retrying that part
     delay = policy.delay(job.attempts, getattr(exc, "retry_after", None))
@@ -255,4 +268,4 @@ def _retry_or_fail(job_id, ctx, job: _Snapshot, policy: RetryPolicy, dispatch_de
             record.error = error
         record.next_run_at = func.now() + timedelta(seconds=delay + dispatch_deadline)
     log.info("job %s attempt %s: %s; retrying in %.1fs", job_id, job.attempts, exc, delay)
-    return Outcome(RETRYING, retry_in=delay)
+    return Outcome(RETRYING, retry_in=delay, code=error["code"])

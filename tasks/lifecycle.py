@@ -1,15 +1,24 @@
-"""Worker start-up and shutdown: migrate the schema, run the sweeper."""
+"""Worker start-up and shutdown: logging, schema, metrics endpoint, the sweeper."""
 from __future__ import annotations
 
 import logging
+import os
 
 from celery import signals
+from prometheus_client import start_http_server
 
 import migrations
+from observability import logs, metrics
 from settings import get_settings
 
 log = logging.getLogger(__name__)
 _sweeper = None
+
+
+@signals.setup_logging.connect
+def _logging(**_):
+    """Our format (text or JSON, with job ids) instead of Celery's."""
+    logs.configure(get_settings().log_level)
 
 
 @signals.worker_init.connect
@@ -20,6 +29,11 @@ def _prepare(**_):
     runtime = get_runtime()
     if runtime.settings.auto_migrate:
         migrations.upgrade(runtime.db.engine)
+    port = int(os.environ.get("WORKER_METRICS_PORT", "0") or 0)
+    if port:
+        start_http_server(port, addr=os.environ.get("WORKER_METRICS_ADDR", "127.0.0.1"),
+                          registry=metrics.registry_for_scrape())
+        log.info("worker metrics on :%s/metrics", port)
 
 
 @signals.worker_ready.connect

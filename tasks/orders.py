@@ -1,14 +1,14 @@
-"""The order task: thin, like a view. It owns delivery and retries; placement owns the steps."""
+"""The order task: thin, like a view. It owns delivery, retries and reporting; placement owns the steps."""
 from __future__ import annotations
 
 import logging
 import uuid
 
+from observability import logs, metrics
+from placement.execution import execute
 from tasks import app
 from tasks.dispatch import PLACE_ORDER
 from tasks.runtime import get_runtime
-
-from placement.execution import execute
 
 log = logging.getLogger(__name__)
 
@@ -18,17 +18,36 @@ def place_order(self, job_id: str) -> str:
     """Run job `job_id` as far as it goes; schedule the next attempt when placement asks for one."""
     try:
         job_uuid = uuid.UUID(job_id)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, AttributeError):
         log.error("dropping message with malformed job id %r", job_id)
         return "malformed"
-    runtime = get_runtime()
+    token = logs.job_id.set(job_id)
     try:
-        with runtime.placement() as ctx:
-            outcome = execute(job_uuid, ctx, runtime.policy, runtime.settings.dispatch_deadline)
+        return _run(self, job_uuid)
+    finally:
+        logs.job_id.reset(token)
+
+
+def _run(task, job_id: uuid.UUID) -> str:
+    runtime = get_runtime()
+
+    def report_step(step: str) -> None:
+        """Shown by Flower as the task's state (PROGRESS) and its `step` field."""
+        task.send_event("task-progress", step=step, job_id=str(job_id))
+
+    try:
+        with runtime.placement(on_step=report_step) as ctx:
+            outcome = execute(job_id, ctx, runtime.policy, runtime.settings.dispatch_deadline)
     except Exception as exc:  # the database itself failed: try again later, the job is safe
-        delay = runtime.policy.delay(self.request.retries + 1)
+        delay = runtime.policy.delay(task.request.retries + 1)
+        metrics.job_retries.labels("database").inc()
         log.warning("job %s could not run (%s); retrying in %.1fs", job_id, exc, delay, exc_info=True)
-        raise self.retry(countdown=delay, exc=exc) from None
+        raise task.retry(countdown=delay, exc=exc) from None
+    if outcome.age is not None:
+        metrics.jobs_finished.labels(outcome.status, outcome.code or "").inc()
+        metrics.job_completion.labels(outcome.status).observe(outcome.age)
+    log.info("job %s is %s%s", job_id, outcome.status, f" ({outcome.code})" if outcome.code else "")
     if outcome.retry_in is not None:
-        raise self.retry(countdown=outcome.retry_in)
+        metrics.job_retries.labels(outcome.code or "cart_update").inc()
+        raise task.retry(countdown=outcome.retry_in)
     return outcome.status

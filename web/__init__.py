@@ -10,7 +10,8 @@ from flask import Flask
 import migrations
 from models.db import Database
 from settings import Settings, get_settings
-from web import commands, converters, customers, docs, errors, health, jobs, orders
+from observability import logs
+from web import commands, converters, customers, docs, errors, health, jobs, metrics, observe, orders
 from web.converters import IdConverter, id_schema
 from web.extensions import api, db
 
@@ -20,6 +21,7 @@ MAX_BODY_BYTES = 64 * 1024
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the API for `settings` (default: the environment)."""
     settings = settings or get_settings()
+    logs.configure(settings.log_level)
     app = Flask(__name__)
     app.config.update(
         API_TITLE="Order service",
@@ -42,6 +44,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     for module in (orders, jobs, customers, health):
         api.register_blueprint(module.blp)
     app.register_blueprint(docs.blp)
+    app.register_blueprint(metrics.blp)
+    observe.init_app(app)
     errors.init_app(app)
     commands.init_app(app)
     return app

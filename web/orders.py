@@ -1,12 +1,15 @@
 """`/orders`: submit an order (202 + job), list orders, read one order."""
 from __future__ import annotations
 
+import logging
+
 from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from sqlalchemy import func, select
 
 from models.orders import Order
+from observability import metrics
 from settings import get_settings
 from tasks.dispatch import enqueue
 from web.extensions import db
@@ -16,6 +19,7 @@ from web.submissions import IdempotencyConflict, submit
 blp = Blueprint("orders", __name__, url_prefix="/orders", description="Submit and read orders")
 
 IDEMPOTENCY_KEY_MAX = 255
+log = logging.getLogger(__name__)
 
 
 @blp.before_request
@@ -46,6 +50,8 @@ class OrderSubmission(MethodView):
             abort(422, message="This Idempotency-Key was already used with a different request")
         session.commit()
         if result.created:
+            metrics.jobs_accepted.inc()
+            log.info("accepted job %s for customer %s (%s)", result.job.id, customer_id, result.job.source)
             enqueue(result.job.id)
         return result.job, 202, {"Location": f"/jobs/{result.job.id}"}
 

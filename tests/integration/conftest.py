@@ -107,9 +107,11 @@ def stack_env():
         "CART_URL": f"http://127.0.0.1:{peers_port}",
         "REFPEERS_SEED": "demo",
         "PYTHONUNBUFFERED": "1",
+        "WORKER_METRICS_PORT": str(procs.free_port()),
     }
     peers = procs.start_peers(peers_port, env, LOGS)
-    yield {"env": env, "redis": redis, "peers": peers, "peers_url": env["CATALOG_URL"], "database_url": database_url}
+    yield {"env": env, "redis": redis, "peers": peers, "peers_url": env["CATALOG_URL"], "database_url": database_url,
+           "worker_metrics_url": f"http://127.0.0.1:{env['WORKER_METRICS_PORT']}/metrics"}
     peers.stop()
     redis.stop()
     procs.drop_database(base, database_url)

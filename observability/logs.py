@@ -1,0 +1,41 @@
+"""One log line per event, readable text or JSON (LOG_FORMAT=json), with correlation ids.
+
+A request id (taken from X-Request-ID or made up) and a job id ride along in
+context variables, so every line written while serving a request or running a
+job carries them: one order can be followed from the API through every worker.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from contextvars import ContextVar
+
+from pythonjsonlogger.json import JsonFormatter
+
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+job_id: ContextVar[str | None] = ContextVar("job_id", default=None)
+
+TEXT_FORMAT = "%(asctime)s %(levelname)-5s %(name)s [req=%(request_id)s job=%(job_id)s] %(message)s"
+JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(job_id)s %(process)d"
+
+
+class _Correlation(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = getattr(record, "request_id", None) or request_id.get() or "-"
+        record.job_id = getattr(record, "job_id", None) or job_id.get() or "-"
+        return True
+
+
+def configure(level: str = "INFO", fmt: str | None = None) -> None:
+    """Send every logger's records to stderr in the chosen format; safe to call more than once."""
+    fmt = (fmt or os.environ.get("LOG_FORMAT", "text")).lower()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_Correlation())
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter(JSON_FIELDS, rename_fields={"levelname": "level", "asctime": "time"}))
+    else:
+        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)

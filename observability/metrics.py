@@ -1,0 +1,43 @@
+"""Prometheus metrics of the service, and how each process exposes them.
+
+The API runs several gunicorn processes, so it uses prometheus_client's
+multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set up by gunicorn.conf.py) and
+sums all processes on every scrape. The worker serves its own endpoint on
+WORKER_METRICS_PORT.
+"""
+from __future__ import annotations
+
+import os
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import multiprocess
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+COMPLETION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900)
+
+http_requests = Counter("http_requests_total", "HTTP requests answered", ["endpoint", "method", "status"])
+http_latency = Histogram("http_request_duration_seconds", "Time to answer an HTTP request",
+                         ["endpoint", "method"], buckets=LATENCY_BUCKETS)
+jobs_accepted = Counter("orders_jobs_accepted_total", "Order submissions accepted (new jobs)")
+jobs_finished = Counter("orders_jobs_finished_total", "Jobs that reached a final status",
+                        ["status", "code"])
+job_completion = Histogram("orders_job_completion_seconds", "Time from submission to a final status",
+                           ["status"], buckets=COMPLETION_BUCKETS)
+job_retries = Counter("orders_job_retries_total", "Job attempts that ended in a retry, by cause", ["cause"])
+
+
+def registry_for_scrape() -> CollectorRegistry:
+    """All processes' metrics in multiprocess mode, else this process's."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return registry
+    return REGISTRY
+
+
+def render(*extra) -> bytes:
+    """The text exposition of the process's (or all processes') metrics, then of `extra` collectors."""
+    scrape = CollectorRegistry(auto_describe=False)
+    for collector in extra:
+        scrape.register(collector)
+    return generate_latest(registry_for_scrape()) + generate_latest(scrape)

@@ -1,0 +1,80 @@
+"""What operators read: request ids, logs that follow one order, Prometheus metrics from API and worker."""
+import json
+import re
+import subprocess
+import sys
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+ITEM = [{"product_id": 2, "quantity": 1}]
+
+
+def _samples(text):
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def _value(samples, name, **labels):
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_request_ids_are_honoured_or_made_up_and_returned(api):
+    mine = api.get("/healthz", headers={"X-Request-ID": "client-abc.1"})
+    made_up = api.get("/healthz")
+    hostile = api.get("/healthz", headers={"X-Request-ID": "bad id <script>" + "x" * 200})
+
+    assert mine.headers["X-Request-ID"] == "client-abc.1"
+    assert re.fullmatch(r"[0-9a-f]{32}", made_up.headers["X-Request-ID"])
+    assert re.fullmatch(r"[0-9a-f]{32}", hostile.headers["X-Request-ID"])
+
+
+def test_one_order_can_be_followed_from_the_api_log_through_the_worker_log(api, api_server, worker):
+    response = api.submit(21, ITEM)
+    job_id = response.json()["job_id"]
+    request_id = response.headers["X-Request-ID"]
+    api.wait(job_id)
+
+    api_lines = [line for line in api_server[1].log_text().splitlines() if job_id in line]
+    worker_lines = [line for line in worker.log_text().splitlines() if f"job={job_id}" in line]
+    assert any(f"req={request_id}" in line and "accepted job" in line for line in api_lines)
+    assert any(f"job {job_id} is completed" in line for line in worker_lines)
+
+
+def test_api_metrics_add_up_across_gunicorn_processes(api):
+    before = _samples(api.get("/metrics").text)
+    for _ in range(40):
+        api.get("/healthz")
+    job_id = api.submit(22, ITEM).json()["job_id"]
+    api.wait(job_id)
+    after = _samples(api.get("/metrics").text)
+
+    key = {"endpoint": "/healthz", "method": "GET", "status": "200"}
+    assert _value(after, "http_requests_total", **key) - _value(before, "http_requests_total", **key) == 40
+    assert _value(after, "orders_jobs_accepted_total") - _value(before, "orders_jobs_accepted_total") == 1
+    assert _value(after, "http_request_duration_seconds_count", endpoint="/orders/<id:customer_id>",
+                  method="POST") >= 1
+    assert ("orders_jobs_unfinished", (("status", "queued"),)) in after
+
+
+def test_the_worker_counts_outcomes_and_completion_time(api, stack_env, peers):
+    url = stack_env["worker_metrics_url"]
+    before = _samples(requests.get(url, timeout=5).text)
+    api.wait(api.submit(23, ITEM).json()["job_id"])
+    api.wait(api.submit(23, [{"product_id": 999, "quantity": 1}]).json()["job_id"])
+    after = _samples(requests.get(url, timeout=5).text)
+
+    def delta(name, **labels):
+        return _value(after, name, **labels) - _value(before, name, **labels)
+
+    assert delta("orders_jobs_finished_total", status="completed", code="") == 1
+    assert delta("orders_jobs_finished_total", status="rejected", code="unknown_product") == 1
+    assert delta("orders_job_completion_seconds_count", status="completed") == 1
+
+
+def test_json_logs_are_one_object_per_line_with_the_correlation_ids():
+    script = ("import logging; from observability import logs; logs.configure('INFO', 'json');"
+              "logs.job_id.set('j-1'); logging.getLogger('x').info('hello %s', 'world')")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    line = json.loads(result.stderr.strip())
+    assert line["message"] == "hello world" and line["job_id"] == "j-1" and line["level"] == "INFO"

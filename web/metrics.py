@@ -1,0 +1,35 @@
+"""`GET /metrics`: Prometheus exposition of the API, all gunicorn processes summed, plus queue depth."""
+from __future__ import annotations
+
+from flask import Blueprint, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.core import GaugeMetricFamily
+from sqlalchemy import func, select
+
+from models.jobs import UNFINISHED, Job
+from observability import metrics
+from web.extensions import db
+
+blp = Blueprint("metrics", __name__)
+
+
+class QueueDepth:
+    """Unfinished jobs by status, read from PostgreSQL at scrape time (the broker is not the truth)."""
+
+    def __init__(self, database):
+        self.database = database
+
+    def collect(self):
+        gauge = GaugeMetricFamily("orders_jobs_unfinished", "Jobs not yet in a final status", labels=["status"])
+        with self.database.transaction() as session:
+            counts = dict(session.execute(
+                select(Job.status, func.count()).where(Job.status.in_(UNFINISHED)).group_by(Job.status)).all())
+        for status in UNFINISHED:
+            gauge.add_metric([status], counts.get(status, 0))
+        yield gauge
+
+
+@blp.route("/metrics")
+def scrape():
+    """Counters and histograms of every API process, and the queue depth."""
+    return Response(metrics.render(QueueDepth(db.database)), mimetype=CONTENT_TYPE_LATEST)

@@ -6,6 +6,7 @@ gunicorn, one worker and Flower, managed by honcho from Procfile.dev.
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 from pathlib import Path
 
@@ -23,6 +24,8 @@ def main() -> None:
     os.environ.setdefault("PEERS_PORT", "8090")
     os.environ.setdefault("FLOWER_PORT", "5555")
     os.environ.setdefault("REFPEERS_SEED", "demo")
+    # Flower is never open: without credentials in the environment, make some up for this run.
+    os.environ.setdefault("FLOWER_BASIC_AUTH", f"admin:{secrets.token_urlsafe(12)}")
     settings = get_settings()
     database = Database(settings.database_url)
     migrations.upgrade(database.engine)
@@ -31,7 +34,7 @@ def main() -> None:
     print(
         f"\n  Order service\n"
         f"    API      http://127.0.0.1:{port}   (docs: http://127.0.0.1:{port}/docs)\n"
-        f"    Flower   http://127.0.0.1:{flower}\n"
+        f"    Flower   http://127.0.0.1:{flower}   (basic auth {os.environ['FLOWER_BASIC_AUTH']})\n"
         f"    Peers    {settings.catalog_url} (reference Catalog + Cart, demo data)\n"
         f"    Database {settings.database_url}\n    Broker   {settings.broker_url}\n"
         f"  Ctrl-C stops everything.\n",

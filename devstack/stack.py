@@ -138,6 +138,14 @@ def start_worker(name: str, env: dict, log_dir: Path, concurrency: int = 8, pool
     return proc
 
 
+def start_flower(port: int, env: dict, log_dir: Path) -> Proc:
+    """Flower on the same broker (FLOWER_BASIC_AUTH must be in `env`)."""
+    proc = Proc("flower", [str(BIN / "celery"), "-A", "tasks", "flower", f"--port={port}", "--address=127.0.0.1"],
+                env, log_dir)
+    proc.wait_for_http(f"http://127.0.0.1:{port}/healthcheck")
+    return proc
+
+
 def create_database(base_url: str) -> str:
     """A fresh, empty database on the server of `base_url`; returns its URL."""
     from sqlalchemy import create_engine, text

@@ -32,8 +32,8 @@ def _run(task, job_id: uuid.UUID) -> str:
     runtime = get_runtime()
 
     def report_step(step: str) -> None:
-        """Shown by Flower as the task's state (PROGRESS) and its `step` field."""
-        task.send_event("task-progress", step=step, job_id=str(job_id))
+        """A task event named after the step: Flower shows it as the task's state (e.g. TAKING_STOCK)."""
+        task.send_event(f"task-{step}", job_id=str(job_id))
 
     try:
         with runtime.placement(on_step=report_step) as ctx:

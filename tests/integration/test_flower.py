@@ -1,0 +1,63 @@
+"""Flower, on the same broker and behind basic auth, shows the worker and each order task."""
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from devstack import stack as procs
+
+AUTH = ("ops", "flower-test-secret")
+LOGS = Path(__file__).resolve().parents[2] / "test-artifacts" / "logs"
+
+
+@pytest.fixture(scope="module")
+def flower(stack_env, worker):
+    port = procs.free_port()
+    proc = procs.start_flower(port, {**stack_env["env"], "FLOWER_BASIC_AUTH": ":".join(AUTH)}, LOGS)
+    yield f"http://127.0.0.1:{port}"
+    proc.stop()
+
+
+def _tasks(flower):
+    return requests.get(f"{flower}/api/tasks", auth=AUTH, timeout=10).json()
+
+
+def test_flower_refuses_anyone_without_credentials(flower):
+    assert requests.get(f"{flower}/", timeout=10).status_code == 401
+    assert requests.get(f"{flower}/api/workers", timeout=10).status_code == 401
+    assert requests.get(f"{flower}/api/workers", auth=("ops", "wrong"), timeout=10).status_code == 401
+
+
+def test_flower_shows_the_worker_and_each_order_task_with_its_outcome(flower, api):
+    jobs = [api.submit(31, [{"product_id": 8, "quantity": 1}]).json()["job_id"],
+            api.submit(32, [{"product_id": 999, "quantity": 1}]).json()["job_id"]]
+    for job_id in jobs:
+        api.wait(job_id)
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        mine = [t for t in _tasks(flower).values() if t.get("args") and any(j in t["args"] for j in jobs)]
+        if len(mine) >= 2 and all(t["state"] == "SUCCESS" for t in mine):
+            break
+        time.sleep(0.5)
+    workers = requests.get(f"{flower}/api/workers", auth=AUTH, params={"refresh": "true"}, timeout=20).json()
+
+    assert any(name.startswith("worker1@") for name in workers)
+    assert {t["name"] for t in mine} == {"orders.place"}
+    assert all(t["state"] == "SUCCESS" and t["runtime"] is not None for t in mine)
+    assert {t["result"].strip("'\"") for t in mine} == {"completed", "rejected"}
+
+
+def test_flower_shows_which_step_a_running_order_is_in(flower, api, peers):
+    peers.faults(latency_ms=300, scope="products")
+    job_id = api.submit(33, [{"product_id": 8, "quantity": 1}, {"product_id": 9, "quantity": 1}]).json()["job_id"]
+
+    seen = set()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and "SUCCESS" not in seen:
+        seen |= {t["state"] for t in _tasks(flower).values() if t.get("args") and job_id in t["args"]}
+        time.sleep(0.1)
+
+    assert {"CHECKING_STOCK", "TAKING_STOCK"} & seen, seen
+    assert "SUCCESS" in seen

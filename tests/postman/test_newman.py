@@ -1,0 +1,105 @@
+"""The Postman collection (`postman/`), run with newman against a live stack.
+
+The stack is the integration tests' one, started here from `devstack.stack`:
+a fresh PostgreSQL database, a Redis of its own, the reference peers with
+their demo data, the API under gunicorn and a real `celery worker`.
+Process logs land in `test-artifacts/logs/newman/`, newman's JSON report in
+`test-artifacts/newman.json`.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from devstack import stack as procs
+from devstack.services import DEFAULT_DATABASE_URL
+
+ROOT = Path(__file__).resolve().parents[2]
+POSTMAN = ROOT / "postman"
+COLLECTION = POSTMAN / "order-service.postman_collection.json"
+ENVIRONMENT = POSTMAN / "local.postman_environment.json"
+NEWMAN = POSTMAN / "node_modules" / ".bin" / "newman"
+ARTIFACTS = ROOT / "test-artifacts"
+LOGS = ARTIFACTS / "logs" / "newman"
+REPORT = ARTIFACTS / "newman.json"
+
+MIN_ASSERTIONS = 20
+
+# Fast clocks, as in tests/integration/conftest.py: retries and the sweeper act within the run.
+FAST = {
+    "JOB_MAX_ATTEMPTS": "4",
+    "RETRY_BACKOFF_BASE_SECONDS": "0.1",
+    "RETRY_BACKOFF_MAX_SECONDS": "0.5",
+    "DISPATCH_DEADLINE_SECONDS": "2",
+    "SWEEP_INTERVAL_SECONDS": "0.5",
+    "PEER_TIMEOUT_SECONDS": "1",
+    "LOG_LEVEL": "INFO",
+}
+
+
+@pytest.fixture(scope="module")
+def newman() -> Path:
+    """postman/node_modules/.bin/newman, installed from package-lock.json with `npm ci` when missing."""
+    if shutil.which("node") is None:
+        pytest.fail("node is not installed: newman needs Node.js (>= 18) on PATH", pytrace=False)
+    if not NEWMAN.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            pytest.fail(f"{NEWMAN.relative_to(ROOT)} is missing and npm is not on PATH to install it: install "
+                        "Node.js with npm, or run `npm ci` in postman/", pytrace=False)
+        result = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=POSTMAN, capture_output=True,
+                                text=True, timeout=240)
+        if result.returncode != 0 or not NEWMAN.exists():
+            pytest.fail(f"`npm ci` in postman/ failed ({result.returncode}):\n{result.stdout[-3000:]}"
+                        f"\n{result.stderr[-3000:]}", pytrace=False)
+    return NEWMAN
+
+
+@pytest.fixture(scope="module")
+def live_api(newman) -> str:
+    """Base URL of an API with a worker, peers, Redis and a database of its own; all torn down after."""
+    base = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    with contextlib.ExitStack() as cleanup:
+        database_url = procs.create_database(base)
+        cleanup.callback(procs.drop_database, base, database_url)
+        redis_port, peers_port, api_port = procs.free_port(), procs.free_port(), procs.free_port()
+        env = {
+            **os.environ,
+            **FAST,
+            "DATABASE_URL": database_url,
+            "CELERY_BROKER_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "CATALOG_URL": f"http://127.0.0.1:{peers_port}",
+            "CART_URL": f"http://127.0.0.1:{peers_port}",
+            "REFPEERS_SEED": "demo",
+            "PYTHONUNBUFFERED": "1",
+        }
+        # Each process is stopped even when a later one fails to start (callbacks run last-in, first-out).
+        cleanup.callback(procs.start_redis(redis_port, LOGS).stop)
+        cleanup.callback(procs.start_peers(peers_port, env, LOGS).stop)
+        cleanup.callback(procs.start_api(api_port, env, LOGS).stop)
+        cleanup.callback(procs.start_worker("worker1", env, LOGS).stop)
+        yield f"http://127.0.0.1:{api_port}"
+
+
+def test_postman_collection_passes_against_the_live_stack(newman, live_api):
+    REPORT.unlink(missing_ok=True)
+    argv = [str(newman), "run", str(COLLECTION), "-e", str(ENVIRONMENT), "--env-var", f"baseUrl={live_api}",
+            "--reporters", "cli,json", "--reporter-json-export", str(REPORT), "--color", "off"]
+    result = subprocess.run(argv, cwd=POSTMAN, capture_output=True, text=True, timeout=120)
+    (LOGS / "newman-cli.log").write_text(result.stdout + result.stderr)
+
+    assert result.returncode == 0, f"newman exited {result.returncode}:\n{result.stdout[-6000:]}\n{result.stderr[-2000:]}"
+    run = json.loads(REPORT.read_text())["run"]
+    stats = run["stats"]
+    failures = [f"{f['source'].get('name')}: {f['error'].get('test') or ''} {f['error'].get('message')}"
+                for f in run["failures"]]
+    assert failures == []
+    assert {name: stats[name]["failed"] for name in ("requests", "testScripts", "prerequestScripts", "assertions")} \
+        == {"requests": 0, "testScripts": 0, "prerequestScripts": 0, "assertions": 0}
+    assert stats["assertions"]["total"] >= MIN_ASSERTIONS

@@ -1,0 +1,58 @@
+"""A real browser (headless Chromium) opens /docs and Flower's dashboard, with nothing outside loopback reachable.
+
+Screenshots are kept in test-artifacts/ for a person to look at.
+"""
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from devstack import stack as procs
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+AUTH = ("ops", "browser-test-secret")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs it)")
+
+
+def chromium(tmp_path, url, *args):
+    """Run headless Chromium on `url` with every host but loopback unresolvable."""
+    command = [
+        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}",
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "--virtual-time-budget=15000",
+        "--window-size=1280,1800", *args, url,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def flower_url(stack_env, worker):
+    port = procs.free_port()
+    proc = procs.start_flower(port, {**stack_env["env"], "FLOWER_BASIC_AUTH": ":".join(AUTH)},
+                              ARTIFACTS / "logs")
+    yield f"http://{AUTH[0]}:{AUTH[1]}@127.0.0.1:{port}"
+    proc.stop()
+
+
+def test_swagger_ui_shows_every_operation(api, tmp_path):
+    dom = chromium(tmp_path, f"{api.url}/docs", "--dump-dom").stdout
+    chromium(tmp_path, f"{api.url}/docs", f"--screenshot={ARTIFACTS / 'docs.png'}")
+
+    for path in ("/orders/{customer_id}", "/orders/{order_id}", "/jobs/{job_id}", "/orders",
+                 "/customers/{customer_id}/orders", "/readyz"):
+        assert f'data-path="{path}"' in dom, path
+    assert (ARTIFACTS / "docs.png").stat().st_size > 10_000
+
+
+def test_flower_dashboard_lists_the_worker(api, flower_url, tmp_path):
+    api.wait(api.submit(41, [{"product_id": 1, "quantity": 1}]).json()["job_id"])
+
+    dom = chromium(tmp_path, f"{flower_url}/workers", "--dump-dom").stdout
+    chromium(tmp_path, f"{flower_url}/workers", f"--screenshot={ARTIFACTS / 'flower.png'}")
+
+    assert "worker1@" in dom
+    assert (ARTIFACTS / "flower.png").stat().st_size > 10_000

@@ -1,4 +1,4 @@
-"""Operator commands: `flask --app web migrate | job-counts | stuck-jobs | redispatch`."""
+"""Operator commands: `flask --app web migrate | seed-demo | job-counts | stuck-jobs | redispatch`."""
 from __future__ import annotations
 
 import click
@@ -18,6 +18,19 @@ def migrate():
     """Apply every pending migration (the same guarded upgrade as at start-up)."""
     migrations.upgrade(_database().engine)
     click.echo("schema is up to date")
+
+
+@click.command("seed-demo")
+@click.option("--peers-url", envvar="CATALOG_URL", required=True, help="the reference peers (default CATALOG_URL)")
+def seed_demo(peers_url):
+    """Reset the reference peers to the demo data: products 1-100 with 1,000 units, carts for customers 1-50."""
+    import requests
+
+    from refpeers import demo_data
+
+    response = requests.post(f"{peers_url.rstrip('/')}/admin/reset", json=demo_data(), timeout=10)
+    response.raise_for_status()
+    click.echo(f"reference peers at {peers_url} seeded: {response.json()}")
 
 
 @click.command("job-counts")
@@ -59,5 +72,5 @@ def redispatch(older_than):
 
 def init_app(app: Flask) -> None:
     """Register the commands on the app's CLI."""
-    for command in (migrate, job_counts, stuck_jobs, redispatch):
+    for command in (migrate, seed_demo, job_counts, stuck_jobs, redispatch):
         app.cli.add_command(command)

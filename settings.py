@@ -69,6 +69,18 @@ class Settings:
     visibility_timeout: float = 3600.0
     db_pool_size: int = 10
     log_level: str = "INFO"
+    auth_disabled: bool = False
+    jwt_secret: str | None = None
+    jwt_public_key: str | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    metrics_require_auth: bool = False
+    max_items_per_order: int = 50
+    max_item_quantity: int = 10_000
+    max_body_bytes: int = 64 * 1024
+    rate_limit: str = "200 per second"
+    rate_limit_storage: str | None = None
+    max_unfinished_jobs: int = 100_000
 
     @classmethod
     def from_env(cls, env=None) -> "Settings":
@@ -92,6 +104,18 @@ class Settings:
             visibility_timeout=_number(env, "BROKER_VISIBILITY_TIMEOUT_SECONDS", 3600.0, minimum=10),
             db_pool_size=_number(env, "DB_POOL_SIZE", 10, int, minimum=1),
             log_level=_text(env, "LOG_LEVEL", "INFO").upper(),
+            auth_disabled=_flag(env, "AUTH_DISABLED", False),
+            jwt_secret=_text(env, "JWT_SECRET"),
+            jwt_public_key=_text(env, "JWT_PUBLIC_KEY"),
+            jwt_audience=_text(env, "JWT_AUDIENCE"),
+            jwt_issuer=_text(env, "JWT_ISSUER"),
+            metrics_require_auth=_flag(env, "METRICS_REQUIRE_AUTH", False),
+            max_items_per_order=_number(env, "MAX_ITEMS_PER_ORDER", 50, int, minimum=1),
+            max_item_quantity=_number(env, "MAX_ITEM_QUANTITY", 10_000, int, minimum=1),
+            max_body_bytes=_number(env, "MAX_BODY_BYTES", 64 * 1024, int, minimum=1024),
+            rate_limit=_text(env, "RATE_LIMIT", "200 per second"),
+            rate_limit_storage=_text(env, "RATE_LIMIT_STORAGE_URI"),
+            max_unfinished_jobs=_number(env, "MAX_UNFINISHED_JOBS", 100_000, int, minimum=1),
         )
         settings.check_delivery_windows()
         return settings
@@ -106,6 +130,18 @@ class Settings:
             )
         if self.task_soft_time_limit >= self.task_time_limit:
             raise ConfigError("TASK_SOFT_TIME_LIMIT_SECONDS must be below TASK_TIME_LIMIT_SECONDS")
+
+    def require_auth(self) -> None:
+        """The API refuses to start without a way to check tokens, unless auth is switched off explicitly."""
+        if self.auth_disabled:
+            return
+        if not (self.jwt_secret or self.jwt_public_key):
+            raise ConfigError("set JWT_SECRET (HS256) or JWT_PUBLIC_KEY (RS256), or AUTH_DISABLED=true "
+                              "for local development only")
+        if self.jwt_secret and self.jwt_public_key:
+            raise ConfigError("set only one of JWT_SECRET and JWT_PUBLIC_KEY")
+        if self.jwt_secret and len(self.jwt_secret) < 32:
+            raise ConfigError("JWT_SECRET must be at least 32 characters")
 
     def require_peers(self) -> tuple[str, str]:
         """The worker cannot place an order without both peers; say so at start-up."""

@@ -26,6 +26,7 @@ from sqlalchemy import create_engine, text
 
 from devstack import stack as procs
 from devstack.services import DEFAULT_DATABASE_URL
+from devstack.tokens import TEST_JWT_SECRET, token
 
 ROOT = Path(__file__).resolve().parent.parent
 HOT_PRODUCTS = range(1, 6)
@@ -71,7 +72,9 @@ class Run:
             "PEER_TIMEOUT_SECONDS": "1", "JOB_MAX_ATTEMPTS": "8", "RETRY_BACKOFF_BASE_SECONDS": "0.2",
             "RETRY_BACKOFF_MAX_SECONDS": "2", "DISPATCH_DEADLINE_SECONDS": "5", "SWEEP_INTERVAL_SECONDS": "1",
             "REFPEERS_SEED": "empty", "ACCESS_LOG": "false", "PYTHONUNBUFFERED": "1",
+            "JWT_SECRET": TEST_JWT_SECRET, "RATE_LIMIT": "100000 per second",
         }
+        self.auth = {"Authorization": f"Bearer {token()}"}
         self.peers_url = self.env["CATALOG_URL"]
         self.peers = procs.start_peers(peers_port, self.env, self.log_dir)
         self.api = procs.start_api(api_port, self.env, self.log_dir)
@@ -106,7 +109,7 @@ class Run:
 
     def _submit(self, index: int) -> None:
         customer, body, key, times = self._order(index)
-        headers = {"Idempotency-Key": key} if key else {}
+        headers = {**self.auth, **({"Idempotency-Key": key} if key else {})}
         for _ in range(times):
             for attempt in range(20):  # a client retries a refused connection, as a real one would
                 try:

@@ -26,6 +26,11 @@ def main() -> None:
     os.environ.setdefault("REFPEERS_SEED", "demo")
     # Flower is never open: without credentials in the environment, make some up for this run.
     os.environ.setdefault("FLOWER_BASIC_AUTH", f"admin:{secrets.token_urlsafe(12)}")
+    # Local development runs without tokens unless a key is configured; the banner says so.
+    if not (os.environ.get("JWT_SECRET") or os.environ.get("JWT_PUBLIC_KEY")):
+        os.environ.setdefault("AUTH_DISABLED", "true")
+    auth = ("OFF (AUTH_DISABLED=true: every caller is an admin; set JWT_SECRET to turn it on)"
+            if os.environ.get("AUTH_DISABLED", "").lower() == "true" else "on (bearer JWT)")
     settings = get_settings()
     database = Database(settings.database_url)
     migrations.upgrade(database.engine)
@@ -37,11 +42,12 @@ def main() -> None:
         f"    Flower   http://127.0.0.1:{flower}   (basic auth {os.environ['FLOWER_BASIC_AUTH']})\n"
         f"    Peers    {settings.catalog_url} (reference Catalog + Cart, demo data)\n"
         f"    Database {settings.database_url}\n    Broker   {settings.broker_url}\n"
+        f"    Auth     {auth}\n"
         f"  Ctrl-C stops everything.\n",
         flush=True,
     )
     honcho = Path(sys.executable).parent / "honcho"
-    os.execv(str(honcho), [str(honcho), "-f", str(ROOT / "Procfile.dev"), "-d", str(ROOT), "start"])
+    os.execv(str(honcho), [str(honcho), "-f", str(ROOT / "Procfile.dev"), "-d", str(ROOT), "start"])  # noqa: S606 - honcho replaces this process
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from models.base import Base
 
 ORDERED = "Ordered"
+ORDER_STATUSES = (ORDERED,)
 
 
 class Order(Base):

@@ -83,7 +83,7 @@ class Faults:
     def __init__(self, seed: str | None = None):
         if seed is None:
             seed = os.environ.get("REFPEERS_FAULT_SEED")
-        self.rng = random.Random(seed)
+        self.rng = random.Random(seed)  # noqa: S311 - fault dice, not security
         self.config = FaultConfig()
         self._lock = threading.Lock()
 

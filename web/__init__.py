@@ -9,13 +9,13 @@ from flask import Flask
 
 import migrations
 from models.db import Database
-from settings import Settings, get_settings
 from observability import logs
-from web import commands, converters, customers, docs, errors, health, jobs, metrics, observe, orders
+from settings import Settings, get_settings
+from web import auth, commands, converters, customers, docs, errors, health, jobs, limits, metrics, observe, orders
 from web.converters import IdConverter, id_schema
 from web.extensions import api, db
 
-MAX_BODY_BYTES = 64 * 1024
+BEARER = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -31,9 +31,13 @@ def create_app(settings: Settings | None = None) -> Flask:
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="/docs",
         OPENAPI_SWAGGER_UI_URL=docs.ASSETS_URL,
-        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
-        JSON_SORT_KEYS=False,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        API_SPEC_OPTIONS={"security": [{"bearerAuth": []}],
+                          "components": {"securitySchemes": {"bearerAuth": BEARER}}},
     )
+    app.extensions["settings"] = settings
+    # Validation errors key list items by index next to "_schema": mixed keys cannot be sorted.
+    app.json.sort_keys = False
     converters.init_app(app)
     database = Database(settings.database_url, pool_size=settings.db_pool_size)
     if settings.auto_migrate:
@@ -41,12 +45,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     db.init_app(app, database)
     api.init_app(app)
     api.register_converter(IdConverter, id_schema)
-    for module in (orders, jobs, customers, health):
+    api.register_blueprint(orders.make_blueprint(settings))
+    for module in (jobs, customers, health):
         api.register_blueprint(module.blp)
     app.register_blueprint(docs.blp)
     app.register_blueprint(metrics.blp)
     observe.init_app(app)
-    errors.init_app(app)
+    auth.init_app(app, settings)
+    limits.init_app(app, settings, exempt_blueprints=(health.blp, docs.blp, metrics.blp))
+    errors.init_app(app, api)
     commands.init_app(app)
     return app
 

@@ -1,4 +1,4 @@
-"""Operator commands: `flask --app web migrate | seed-demo | job-counts | stuck-jobs | redispatch`."""
+"""Operator commands: `flask --app web migrate | seed-demo | mint-token | job-counts | stuck-jobs | redispatch`."""
 from __future__ import annotations
 
 import click
@@ -31,6 +31,19 @@ def seed_demo(peers_url):
     response = requests.post(f"{peers_url.rstrip('/')}/admin/reset", json=demo_data(), timeout=10)
     response.raise_for_status()
     click.echo(f"reference peers at {peers_url} seeded: {response.json()}")
+
+
+@click.command("mint-token")
+@click.option("--sub", "subject", required=True, help="customer id (or a service name with --admin)")
+@click.option("--admin", is_flag=True, help="grant orders:admin (sees every customer)")
+@click.option("--ttl", default=3600, show_default=True, help="seconds until it expires")
+@click.option("--private-key", type=click.File(), help="RS256 private key file, when the API has JWT_PUBLIC_KEY")
+def mint_token(subject, admin, ttl, private_key):
+    """Print a bearer token for testing, signed like the API expects."""
+    from web.auth import mint
+
+    click.echo(mint(current_app.extensions["settings"], subject, admin, ttl,
+                    private_key.read() if private_key else None))
 
 
 @click.command("job-counts")
@@ -72,5 +85,5 @@ def redispatch(older_than):
 
 def init_app(app: Flask) -> None:
     """Register the commands on the app's CLI."""
-    for command in (migrate, seed_demo, job_counts, stuck_jobs, redispatch):
+    for command in (migrate, seed_demo, mint_token, job_counts, stuck_jobs, redispatch):
         app.cli.add_command(command)

@@ -6,6 +6,7 @@ from flask_smorest import Blueprint, abort
 from sqlalchemy import select
 
 from models.orders import Order
+from web import auth
 from web.extensions import db
 from web.schemas import OrderListSchema
 
@@ -17,6 +18,8 @@ class CustomerOrders(MethodView):
     @blp.response(200, OrderListSchema)
     def get(self, customer_id):
         """All orders of the customer, oldest first; 404 when there are none (as the seed)."""
+        if not auth.current().may_act_for(customer_id):
+            abort(404, message=f"Orders for customer with id: {customer_id} were not found")
         orders = db.session.scalars(select(Order).where(Order.customer_id == customer_id).order_by(Order.id)).all()
         if not orders:
             abort(404, message=f"Orders for customer with id: {customer_id} were not found")

@@ -8,11 +8,12 @@ from sqlalchemy import text
 from tasks import app as celery_app
 from web.extensions import db
 
-blp = Blueprint("health", __name__, description="Health checks")
+blp = Blueprint("health", __name__, description="Health checks (no token needed)")
 
 
 @blp.route("/healthz")
 class Live(MethodView):
+    @blp.doc(security=[])
     @blp.response(200)
     def get(self):
         """The process answers."""
@@ -21,6 +22,7 @@ class Live(MethodView):
 
 @blp.route("/readyz")
 class Ready(MethodView):
+    @blp.doc(security=[])
     @blp.response(200)
     @blp.alt_response(503, description="PostgreSQL or the broker does not answer")
     def get(self):

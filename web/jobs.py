@@ -7,6 +7,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
 from models.jobs import Job
+from web import auth
 from web.extensions import db
 from web.schemas import JobSchema
 
@@ -23,6 +24,6 @@ class JobById(MethodView):
         except ValueError:
             abort(404, message=f"Job {job_id} not found")
         job = db.session.get(Job, key)
-        if job is None:
+        if job is None or not auth.current().may_act_for(job.customer_id):
             abort(404, message=f"Job {job_id} not found")
         return job

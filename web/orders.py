@@ -1,7 +1,12 @@
-"""`/orders`: submit an order (202 + job), list orders, read one order."""
+"""`/orders`: submit an order (202 + job), list orders, read one order.
+
+The blueprint is built per app from its settings, so the limits it enforces
+(items per order, quantity per product) are the ones its OpenAPI document shows.
+"""
 from __future__ import annotations
 
 import logging
+import re
 
 from flask import request
 from flask.views import MethodView
@@ -10,78 +15,118 @@ from sqlalchemy import func, select
 
 from models.orders import Order
 from observability import metrics
-from settings import get_settings
+from settings import Settings
 from tasks.dispatch import enqueue
+from web import auth
 from web.extensions import db
-from web.schemas import JobAcceptedSchema, OrderListSchema, OrderQuerySchema, OrderRequestSchema, OrderSchema
+from web.limits import BackPressure
+from web.schemas import JobAcceptedSchema, OrderListSchema, OrderQuerySchema, OrderSchema, order_request_schema
 from web.submissions import IdempotencyConflict, submit
 
-blp = Blueprint("orders", __name__, url_prefix="/orders", description="Submit and read orders")
-
 IDEMPOTENCY_KEY_MAX = 255
+_SAFE_KEY = re.compile(rf"[\x21-\x7e]{{1,{IDEMPOTENCY_KEY_MAX}}}")
+IDEMPOTENCY_HEADER = {"in": "header", "name": "Idempotency-Key", "required": False,
+                      "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX,
+                                 "pattern": "^[\\x21-\\x7e]+$"},
+                      "description": "Same key and same request: the same job. Same key, other request: 422."}
+LOCATION = {"description": "/jobs/{job_id}: where to poll", "schema": {"type": "string"}}
 log = logging.getLogger(__name__)
 
 
-@blp.before_request
-def _json_only():
-    """A body that is not JSON is refused, never mistaken for 'order my cart'."""
-    if request.method == "POST" and request.content_length and not request.is_json:
-        abort(415, message="Send the order as application/json, or no body to order the cart")
+def _path_id(description: str) -> dict:
+    return {"in": "path", "name": "id", "required": True, "description": description,
+            "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}}
 
 
-@blp.route("/<id:customer_id>")
-class OrderSubmission(MethodView):
-    @blp.arguments(OrderRequestSchema, required=False)
-    @blp.response(202, JobAcceptedSchema, headers={"Location": {"description": "/jobs/{job_id}", "schema": {"type": "string"}}})
-    @blp.alt_response(422, description="Invalid body, or an Idempotency-Key reused for another request")
-    def post(self, body, customer_id):
-        """Accept an order for the customer and answer at once with the job to poll.
+class OrdersBlueprint(Blueprint):
+    """Documents X-Pagination as what it is on the wire: a string holding a JSON object."""
 
-        With `items`, those are ordered; without a body, the worker orders the
-        customer's shopping cart. Send `Idempotency-Key` to make retries safe.
-        """
-        key = request.headers.get("Idempotency-Key")
-        if key is not None and not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX:
-            abort(422, message=f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} characters")
-        session = db.session
-        try:
-            result = submit(session, customer_id, body.get("items"), key, get_settings().dispatch_deadline)
-        except IdempotencyConflict:
-            abort(422, message="This Idempotency-Key was already used with a different request")
-        session.commit()
-        if result.created:
-            metrics.jobs_accepted.inc()
-            log.info("accepted job %s for customer %s (%s)", result.job.id, customer_id, result.job.source)
-            enqueue(result.job.id)
-        return result.job, 202, {"Location": f"/jobs/{result.job.id}"}
+    def _document_pagination_metadata(self, spec, resp_doc):
+        resp_doc.setdefault("headers", {})[self.PAGINATION_HEADER_NAME] = {
+            "description": "JSON object: total, total_pages, first_page, last_page, page, previous_page, next_page",
+            "schema": {"type": "string"},
+        }
 
 
-@blp.route("")
-class OrderList(MethodView):
-    @blp.arguments(OrderQuerySchema, location="query")
-    @blp.response(200, OrderListSchema)
-    @blp.paginate()
-    def get(self, filters, pagination_parameters):
-        """List orders, oldest first, optionally for one customer or status."""
-        query = select(Order)
-        if "customer_id" in filters:
-            query = query.where(Order.customer_id == filters["customer_id"])
-        if "status" in filters:
-            query = query.where(Order.status == filters["status"])
-        session = db.session
-        pagination_parameters.item_count = session.scalar(select(func.count()).select_from(query.subquery()))
-        page = session.scalars(
-            query.order_by(Order.id).offset(pagination_parameters.first_item).limit(pagination_parameters.page_size)
-        ).all()
-        return {"orders": page}
+def make_blueprint(settings: Settings) -> Blueprint:
+    """The orders routes, with the submission limits and backlog allowance of `settings`."""
+    blp = OrdersBlueprint("orders", __name__, url_prefix="/orders", description="Submit and read orders")
+    request_schema = order_request_schema(settings.max_items_per_order, settings.max_item_quantity)
+    backlog = BackPressure(settings.max_unfinished_jobs)
 
+    @blp.before_request
+    def _json_only():
+        """A body that is not JSON is refused, never mistaken for 'order my cart'."""
+        if request.method == "POST" and request.content_length and not request.is_json:
+            abort(415, message="Send the order as application/json, or no body to order the cart")
 
-@blp.route("/<id:order_id>")
-class OrderById(MethodView):
-    @blp.response(200, OrderSchema)
-    def get(self, order_id):
-        """One order with its items."""
-        order = db.session.get(Order, order_id)
-        if order is None:
-            abort(404, message=f"Order {order_id} not found")
-        return order
+    # POST /orders/{customer_id} and GET /orders/{order_id} (the seed's contract) are one URL
+    # template, so they are one OpenAPI path, /orders/{id}, whose id means what each method says.
+    @blp.route("/<id:id>")
+    class OrderResource(MethodView):
+        @blp.arguments(request_schema, required=False)
+        @blp.response(202, JobAcceptedSchema, headers={"Location": LOCATION})
+        @blp.alt_response(422, description="Invalid body, or an Idempotency-Key reused for another request")
+        @blp.alt_response(403, description="A customer token for another customer")
+        @blp.alt_response(503, description="Too many orders still being processed (Retry-After)")
+        @blp.doc(parameters=[_path_id("The customer to place the order for"), IDEMPOTENCY_HEADER])
+        def post(self, body, id):  # noqa: A002 - the URL's own name
+            """Accept an order for the customer `id` and answer at once with the job to poll.
+
+            With `items`, those are ordered (lines of one product are merged);
+            without a body, the worker orders the customer's shopping cart. Send
+            `Idempotency-Key` to make retries safe.
+            """
+            customer_id = id
+            if not auth.current().may_act_for(customer_id):
+                abort(403, message="A customer may only place its own orders")
+            key = request.headers.get("Idempotency-Key")
+            if key is not None and not _SAFE_KEY.fullmatch(key):
+                abort(422, message=f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters")
+            session = db.session
+            backlog.check(session)
+            try:
+                result = submit(session, customer_id, body.get("items"), key, settings.dispatch_deadline)
+            except IdempotencyConflict:
+                abort(422, message="This Idempotency-Key was already used with a different request")
+            session.commit()
+            if result.created:
+                metrics.jobs_accepted.inc()
+                log.info("accepted job %s for customer %s (%s)", result.job.id, customer_id, result.job.source)
+                enqueue(result.job.id)
+            return result.job, 202, {"Location": f"/jobs/{result.job.id}"}
+
+        @blp.response(200, OrderSchema)
+        @blp.doc(parameters=[_path_id("The order")])
+        def get(self, id):  # noqa: A002 - the URL's own name
+            """The order `id` with its items."""
+            order = db.session.get(Order, id)
+            if order is None or not auth.current().may_act_for(order.customer_id):
+                abort(404, message=f"Order {id} not found")
+            return order
+
+    @blp.route("")
+    class OrderList(MethodView):
+        @blp.arguments(OrderQuerySchema, location="query")
+        @blp.response(200, OrderListSchema)
+        @blp.paginate()
+        def get(self, filters, pagination_parameters):
+            """List orders, oldest first, optionally for one customer or status (a customer sees only its own)."""
+            query = select(Order)
+            principal = auth.current()
+            if not principal.admin:
+                query = query.where(Order.customer_id == principal.customer_id)
+            if "customer_id" in filters:
+                query = query.where(Order.customer_id == filters["customer_id"])
+            if "status" in filters:
+                query = query.where(Order.status == filters["status"])
+            session = db.session
+            count = session.scalar(select(func.count()).select_from(query.subquery()))
+            pagination_parameters.item_count = count
+            if pagination_parameters.first_item >= count:  # past the end (also keeps OFFSET in range)
+                return {"orders": []}
+            page = session.scalars(query.order_by(Order.id).offset(pagination_parameters.first_item)
+                                   .limit(pagination_parameters.page_size)).all()
+            return {"orders": page}
+
+    return blp

@@ -1,7 +1,8 @@
 """Request and response shapes; they generate the OpenAPI document."""
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from models.jobs import STATUSES
+from models.orders import ORDER_STATUSES
 from placement.items import INT32_MAX
 
 _ID = validate.Range(min=1, max=INT32_MAX)
@@ -14,10 +15,30 @@ class ItemSchema(Schema):
     quantity = fields.Integer(required=True, strict=True, validate=_ID)
 
 
-class OrderRequestSchema(Schema):
-    """Body of a submission; without `items` the customer's cart is ordered."""
+def order_request_schema(max_items: int, max_quantity: int) -> type[Schema]:
+    """The body of a submission under these limits; without `items` the customer's cart is ordered.
 
-    items = fields.List(fields.Nested(ItemSchema), validate=validate.Length(min=1))
+    Lines of the same product are merged (quantities added); the merged
+    quantity must stay within `max_quantity` too.
+    """
+
+    class LimitedItemSchema(ItemSchema):
+        quantity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=max_quantity))
+
+    class OrderRequestSchema(Schema):
+        items = fields.List(fields.Nested(LimitedItemSchema), validate=validate.Length(min=1, max=max_items))
+
+        @validates("items")
+        def _merged_within_limits(self, items, **_):
+            totals: dict[int, int] = {}
+            for item in items:
+                if isinstance(item, dict) and "product_id" in item and "quantity" in item:  # others already failed
+                    totals[item["product_id"]] = totals.get(item["product_id"], 0) + item["quantity"]
+            over = sorted(pid for pid, qty in totals.items() if qty > max_quantity)
+            if over:
+                raise ValidationError(f"merged quantity of product(s) {over} is over the limit of {max_quantity}")
+
+    return OrderRequestSchema
 
 
 class JobAcceptedSchema(Schema):
@@ -76,4 +97,4 @@ class OrderQuerySchema(Schema):
     """Filters of `GET /orders`."""
 
     customer_id = fields.Integer(validate=_ID)
-    status = fields.String(validate=validate.Length(min=1, max=32))
+    status = fields.String(validate=validate.OneOf(ORDER_STATUSES))

@@ -42,5 +42,5 @@ def test_docker_compose_itself_accepts_the_file():
     if binary is None:
         pytest.skip("docker-compose is not installed (.ci/run installs it)")
     result = subprocess.run([binary, "config", "-q"], cwd=ROOT, capture_output=True, text=True,
-                            env={"POSTGRES_PASSWORD": "check", "FLOWER_BASIC_AUTH": "ops:check", "PATH": "/usr/bin:/bin"})
+                            env={"POSTGRES_PASSWORD": "check", "FLOWER_BASIC_AUTH": "ops:check", "JWT_SECRET": "c" * 32, "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr

@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, text
 
 from devstack import stack as procs
 from devstack.services import DEFAULT_DATABASE_URL
+from devstack.tokens import TEST_JWT_SECRET, token
 
 ROOT = Path(__file__).resolve().parents[2]
 LOGS = ROOT / "test-artifacts" / "logs"
@@ -67,9 +68,15 @@ class Peers:
 class Api:
     """A client of the live API."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, bearer: str | None = None):
         self.url = url
         self.http = requests.Session()
+        if bearer:
+            self.http.headers["Authorization"] = f"Bearer {bearer}"
+
+    def as_(self, bearer: str | None) -> "Api":
+        """The same API seen by another caller (None: no token at all)."""
+        return Api(self.url, bearer)
 
     def get(self, path: str, **kwargs):
         return self.http.get(f"{self.url}{path}", timeout=10, **kwargs)
@@ -108,6 +115,7 @@ def stack_env():
         "REFPEERS_SEED": "demo",
         "PYTHONUNBUFFERED": "1",
         "WORKER_METRICS_PORT": str(procs.free_port()),
+        "JWT_SECRET": TEST_JWT_SECRET,
     }
     peers = procs.start_peers(peers_port, env, LOGS)
     yield {"env": env, "redis": redis, "peers": peers, "peers_url": env["CATALOG_URL"], "database_url": database_url,
@@ -151,4 +159,4 @@ def api(api_server, worker, engine, peers):
     """A client of the live API, with a worker running, empty tables and fresh peers."""
     with engine.begin() as connection:
         connection.execute(text("TRUNCATE order_items, orders, inventory_moves, jobs"))
-    return Api(api_server[0])
+    return Api(api_server[0], token())

@@ -56,7 +56,8 @@ def test_orders_are_paginated_filtered_and_stable(api):
     ids = [o["id"] for o in first.json()["orders"] + second.json()["orders"]]
     assert ids == sorted(ids) and len(set(ids)) == 4
     assert [o["customer_id"] for o in mine] == [1, 1, 1]
-    assert api.get("/orders", params={"status": "Cancelled"}).json()["orders"] == []
+    assert len(api.get("/orders", params={"status": "Ordered"}).json()["orders"]) == 5
+    assert api.get("/orders", params={"status": "Shipped"}).status_code == 422
     assert api.get("/orders", params={"page_size": 0}).status_code == 422
     assert api.get("/customers/77/orders").status_code == 404
 
@@ -73,7 +74,7 @@ def test_swagger_ui_needs_nothing_from_the_internet(api):
     for source in sources:
         assert api.get(source).status_code == 200
     spec = api.get("/openapi.json").json()
-    assert {"/orders/{customer_id}", "/jobs/{job_id}", "/orders", "/customers/{customer_id}/orders"} <= set(spec["paths"])
+    assert {"/orders/{id}", "/jobs/{job_id}", "/orders", "/customers/{customer_id}/orders"} <= set(spec["paths"])
 
 
 def test_readiness_reports_each_dependency(api):
@@ -81,3 +82,16 @@ def test_readiness_reports_each_dependency(api):
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
     assert api.get("/healthz").json() == {"status": "ok"}
+
+
+def test_inputs_the_fuzzer_found_are_clear_client_errors(api):
+    mixed = api.post("/orders/1", json={"items": [{"product_id": 1, "quantity": 1}, 0, {"product_id": 1,
+                                                                                         "quantity": 10_000}]})
+    far_page = api.get("/orders", params={"page": 432131411967534592, "page_size": 43})
+    odd_status = api.get("/orders", params={"status": "\x03\x10_K"})
+    odd_key = api.submit(1, [{"product_id": 1, "quantity": 1}], key="has space")
+
+    assert mixed.status_code == 422 and "1" in mixed.json()["errors"]["json"]["items"]
+    assert far_page.status_code == 200 and far_page.json()["orders"] == []
+    assert odd_status.status_code == 422
+    assert odd_key.status_code == 422

@@ -52,7 +52,7 @@ def test_api_metrics_add_up_across_gunicorn_processes(api):
     key = {"endpoint": "/healthz", "method": "GET", "status": "200"}
     assert _value(after, "http_requests_total", **key) - _value(before, "http_requests_total", **key) == 40
     assert _value(after, "orders_jobs_accepted_total") - _value(before, "orders_jobs_accepted_total") == 1
-    assert _value(after, "http_request_duration_seconds_count", endpoint="/orders/<id:customer_id>",
+    assert _value(after, "http_request_duration_seconds_count", endpoint="/orders/<id:id>",
                   method="POST") >= 1
     assert ("orders_jobs_unfinished", (("status", "queued"),)) in after
 

@@ -19,6 +19,7 @@ import pytest
 
 from devstack import stack as procs
 from devstack.services import DEFAULT_DATABASE_URL
+from devstack.tokens import TEST_JWT_SECRET, token
 
 ROOT = Path(__file__).resolve().parents[2]
 POSTMAN = ROOT / "postman"
@@ -78,6 +79,7 @@ def live_api(newman) -> str:
             "CART_URL": f"http://127.0.0.1:{peers_port}",
             "REFPEERS_SEED": "demo",
             "PYTHONUNBUFFERED": "1",
+            "JWT_SECRET": TEST_JWT_SECRET,
         }
         # Each process is stopped even when a later one fails to start (callbacks run last-in, first-out).
         cleanup.callback(procs.start_redis(redis_port, LOGS).stop)
@@ -90,6 +92,7 @@ def live_api(newman) -> str:
 def test_postman_collection_passes_against_the_live_stack(newman, live_api):
     REPORT.unlink(missing_ok=True)
     argv = [str(newman), "run", str(COLLECTION), "-e", str(ENVIRONMENT), "--env-var", f"baseUrl={live_api}",
+            "--env-var", f"token={token()}",
             "--reporters", "cli,json", "--reporter-json-export", str(REPORT), "--color", "off"]
     result = subprocess.run(argv, cwd=POSTMAN, capture_output=True, text=True, timeout=120)
     (LOGS / "newman-cli.log").write_text(result.stdout + result.stderr)

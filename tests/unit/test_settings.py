@@ -32,3 +32,12 @@ def test_the_worker_needs_both_peer_urls():
         Settings.from_env(BASE).require_peers()
     settings = Settings.from_env({**BASE, "CATALOG_URL": "http://c", "CART_URL": "http://k"})
     assert settings.require_peers() == ("http://c", "http://k")
+
+
+def test_the_api_needs_a_token_key_unless_auth_is_switched_off_explicitly():
+    with pytest.raises(ConfigError, match="JWT_SECRET"):
+        Settings.from_env(BASE).require_auth()
+    with pytest.raises(ConfigError, match="at least 32"):
+        Settings.from_env({**BASE, "JWT_SECRET": "short"}).require_auth()
+    Settings.from_env({**BASE, "JWT_SECRET": "s" * 32}).require_auth()
+    Settings.from_env({**BASE, "AUTH_DISABLED": "true"}).require_auth()

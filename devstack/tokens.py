@@ -1,0 +1,13 @@
+"""Bearer tokens for the stacks the tests, benchmarks and chaos run start (never for production)."""
+from __future__ import annotations
+
+from settings import Settings
+from web.auth import mint
+
+TEST_JWT_SECRET = "local-stacks-only-secret-0123456789abcdef"
+
+
+def token(subject="ops", admin: bool = True, **kwargs) -> str:
+    """A token the local stacks accept: an admin's by default, a customer's with admin=False."""
+    settings = Settings.from_env({"DATABASE_URL": "-", "CELERY_BROKER_URL": "-", "JWT_SECRET": TEST_JWT_SECRET})
+    return mint(settings, str(subject), admin, **kwargs)

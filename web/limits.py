@@ -1,0 +1,59 @@
+"""Abuse control: per-client rate limits (Flask-Limiter on Redis) and back-pressure on submissions.
+
+A client is its customer id when authenticated, else its address. When the
+limiter's storage is unreachable, requests are let through: a Redis outage
+must not stop orders being accepted (they are safe in PostgreSQL).
+"""
+from __future__ import annotations
+
+import time
+
+from flask import Flask, g, request
+from flask_limiter import Limiter
+from flask_smorest import abort
+from sqlalchemy import func, select
+
+from models.jobs import UNFINISHED, Job
+from settings import Settings
+
+
+def _client_key() -> str:
+    principal = g.get("principal")
+    if principal is not None and principal.customer_id is not None:
+        return f"customer:{principal.customer_id}"
+    return f"addr:{request.remote_addr}"
+
+
+limiter = Limiter(key_func=_client_key)
+
+
+def init_app(app: Flask, settings: Settings, exempt_blueprints=()) -> None:
+    """Apply the default limit to every route but the exempt blueprints."""
+    app.config.update(
+        RATELIMIT_DEFAULT=settings.rate_limit,
+        RATELIMIT_STORAGE_URI=settings.rate_limit_storage or settings.broker_url,
+        RATELIMIT_HEADERS_ENABLED=True,
+        RATELIMIT_SWALLOW_ERRORS=True,
+        RATELIMIT_KEY_PREFIX="orders-ratelimit",
+    )
+    limiter.init_app(app)
+    for blueprint in exempt_blueprints:
+        limiter.exempt(blueprint)
+
+
+class BackPressure:
+    """Refuses new submissions while too many jobs are unfinished; the count is cached briefly."""
+
+    def __init__(self, limit: int, ttl: float = 1.0):
+        self.limit, self.ttl = limit, ttl
+        self._count, self._read_at = 0, float("-inf")
+
+    def check(self, session) -> None:
+        """503 with Retry-After when the backlog is over the limit."""
+        now = time.monotonic()
+        if now - self._read_at > self.ttl:
+            self._count = session.scalar(select(func.count()).select_from(Job).where(Job.status.in_(UNFINISHED)))
+            self._read_at = now
+        if self._count >= self.limit:
+            abort(503, message=f"{self._count} orders are still being processed; try again shortly",
+                  headers={"Retry-After": "5"})

@@ -1,8 +1,9 @@
 """The service's tables as SQLAlchemy 2.0 models, importable without Flask or Celery."""
 from models.base import Base
 from models.db import Database
+from models.events import JobEvent
 from models.inventory import InventoryMove
 from models.jobs import Job
 from models.orders import Order, OrderItem
 
-__all__ = ["Base", "Database", "InventoryMove", "Job", "Order", "OrderItem"]
+__all__ = ["Base", "Database", "InventoryMove", "Job", "JobEvent", "Order", "OrderItem"]

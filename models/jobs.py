@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, DateTime, Index, Integer, String, func, text
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, String, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -22,9 +22,14 @@ RETRYING = "retrying"
 COMPLETED = "completed"
 REJECTED = "rejected"
 FAILED = "failed"
-STATUSES = (QUEUED, PROCESSING, RETRYING, COMPLETED, REJECTED, FAILED)
-TERMINAL = (COMPLETED, REJECTED, FAILED)
+CANCELLED = "cancelled"
+STATUSES = (QUEUED, PROCESSING, RETRYING, COMPLETED, REJECTED, FAILED, CANCELLED)
+TERMINAL = (COMPLETED, REJECTED, FAILED, CANCELLED)
 UNFINISHED = (QUEUED, PROCESSING, RETRYING)
+
+# What the job does: place an order, or cancel one and give its units back.
+KIND_PLACE = "place"
+KIND_CANCEL = "cancel"
 
 # Where the items come from, and whether the cart still has to be marked Ordered.
 SOURCE_BODY = "body"
@@ -54,6 +59,11 @@ class Job(Base, Timestamps):
     customer_id: Mapped[int] = mapped_column(Integer, index=True)
     status: Mapped[str] = mapped_column(String(16), default=QUEUED)
     step: Mapped[str | None] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(8), default=KIND_PLACE, server_default=KIND_PLACE)
+    # For a cancellation: the order it cancels (one cancellation job per order).
+    cancels_order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id", use_alter=True), unique=True)
+    # For a replay of a failed job: the job it replays.
+    replay_of: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id"), index=True)
     source: Mapped[str] = mapped_column(String(8))
     # Items as submitted (None: take them from the cart), then as resolved by the worker.
     requested_items: Mapped[list | None] = mapped_column(JSONB)
@@ -68,7 +78,7 @@ class Job(Base, Timestamps):
     # When the sweeper should consider the job overdue and dispatch it again.
     next_run_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
-    order: Mapped[Order | None] = relationship(lazy="selectin", viewonly=True)
+    order: Mapped[Order | None] = relationship(lazy="selectin", viewonly=True, foreign_keys="Order.job_id")
 
     @property
     def order_id(self) -> int | None:

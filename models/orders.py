@@ -13,7 +13,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from models.base import Base
 
 ORDERED = "Ordered"
-ORDER_STATUSES = (ORDERED,)
+CANCELLED = "Cancelled"
+ORDER_STATUSES = (ORDERED, CANCELLED)
 
 
 class Order(Base):

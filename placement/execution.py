@@ -18,6 +18,9 @@ from models.jobs import (
     CART_CLOSED, CART_FAILED, CART_NOT_NEEDED, CART_PENDING, COMPLETED, FAILED, PROCESSING, RETRYING,
     SOURCE_CART, TERMINAL, Job,
 )
+from models import events
+from models.jobs import KIND_CANCEL
+from models.orders import CANCELLED as CANCELLED_ORDER
 from models.orders import ORDERED, Order, OrderItem
 from peers.errors import BadPeerResponse, NotFound, PeerError, TransientPeerError
 from placement import inventory
@@ -59,6 +62,8 @@ class Outcome:
 @dataclass(frozen=True)
 class _Snapshot:
     customer_id: int
+    kind: str
+    cancels_order_id: int | None
     source: str
     requested_items: list | None
     items: list | None
@@ -103,6 +108,8 @@ def _execute_locked(job_id, ctx, policy, dispatch_deadline) -> Outcome:
 def _run_steps(job_id, ctx, job: _Snapshot, policy: RetryPolicy) -> Outcome:
     if job.resolution:
         return _end(job_id, ctx, job, job.resolution, job.error)
+    if job.kind == KIND_CANCEL:
+        return _cancel_order(job_id, ctx, job)
     try:
         items = _load_items(job_id, ctx, job)
         if not inventory.has_taken(ctx, job_id):
@@ -129,12 +136,13 @@ def _start(job_id, ctx, dispatch_deadline) -> _Snapshot | Outcome:
         if job.status in TERMINAL:
             if job.cart_status != CART_PENDING:
                 return Outcome(job.status)
-            return _Snapshot(job.customer_id, job.source, None, None, None, None, 0)
+            return _Snapshot(job.customer_id, job.kind, None, job.source, None, None, None, None, 0)
         job.attempts += 1
         job.status = PROCESSING
         job.next_run_at = func.now() + timedelta(seconds=dispatch_deadline)
-        return _Snapshot(job.customer_id, job.source, job.requested_items, job.items,
-                         job.resolution, job.error, job.attempts, job.created_at)
+        events.record(session, job_id, "attempt_started", PROCESSING, job.attempts)
+        return _Snapshot(job.customer_id, job.kind, job.cancels_order_id, job.source, job.requested_items,
+                         job.items, job.resolution, job.error, job.attempts, job.created_at)
 
 
 def _step(ctx, job_id, step: str, **changes) -> None:
@@ -144,6 +152,7 @@ def _step(ctx, job_id, step: str, **changes) -> None:
         job.step = step
         for name, value in changes.items():
             setattr(job, name, value)
+        events.record(session, job_id, step, job.status, job.attempts)
 
 
 def _load_items(job_id, ctx, job: _Snapshot) -> list[dict]:
@@ -198,15 +207,18 @@ def _save_order(ctx, job_id, job: _Snapshot, items: list[dict]) -> None:
     ctx.on_step(SAVING_ORDER)
     with ctx.transaction() as session:
         record = session.get(Job, job_id)
-        if session.scalar(select(Order.id).where(Order.job_id == job_id)) is None:
-            session.add(Order(
-                customer_id=job.customer_id, status=ORDERED, job_id=job_id,
-                items=[OrderItem(product_id=i["product_id"], quantity=i["quantity"]) for i in items],
-            ))
+        order_id = session.scalar(select(Order.id).where(Order.job_id == job_id))
+        if order_id is None:
+            order = Order(customer_id=job.customer_id, status=ORDERED, job_id=job_id,
+                          items=[OrderItem(product_id=i["product_id"], quantity=i["quantity"]) for i in items])
+            session.add(order)
+            session.flush()
+            order_id = order.id
         record.status = COMPLETED
         record.step = UPDATING_CART if job.source == SOURCE_CART else DONE
         record.error = None
         record.cart_status = CART_PENDING if job.source == SOURCE_CART else CART_NOT_NEEDED
+        events.record(session, job_id, "order_saved", COMPLETED, job.attempts, {"order_id": order_id})
 
 
 def _close_cart(job_id, ctx, customer_id: int, policy: RetryPolicy) -> Outcome:
@@ -230,7 +242,28 @@ def _close_cart(job_id, ctx, customer_id: int, policy: RetryPolicy) -> Outcome:
     with ctx.transaction() as session:
         job = session.get(Job, job_id)
         job.cart_status, job.step = result, DONE
+        events.record(session, job_id, "cart_closed" if result == CART_CLOSED else "cart_update_failed",
+                      job.status, job.attempts)
     return Outcome(COMPLETED)
+
+
+def _cancel_order(job_id, ctx, job: _Snapshot) -> Outcome:
+    """Give the order's units back (through its placing job's ledger) and mark it Cancelled."""
+    with ctx.transaction() as session:
+        order = session.get(Order, job.cancels_order_id)
+        placing_job = order.job_id
+    _step(ctx, job_id, GIVING_BACK)
+    inventory.give_back_all(ctx, placing_job)
+    with ctx.transaction() as session:
+        session.get(Order, job.cancels_order_id).status = CANCELLED_ORDER
+        record = session.get(Job, job_id)
+        record.status, record.step, record.error = COMPLETED, DONE, None
+        events.record(session, job_id, "order_cancelled", COMPLETED, record.attempts,
+                      {"order_id": job.cancels_order_id})
+        events.record(session, placing_job, "order_cancelled", COMPLETED, 0,
+                      {"order_id": job.cancels_order_id, "by_job": str(job_id)})
+    log.info("job %s cancelled order %s", job_id, job.cancels_order_id)
+    return Outcome(COMPLETED, age=job.age())
 
 
 def _end(job_id, ctx, job: _Snapshot, status: str, error: dict) -> Outcome:
@@ -240,6 +273,7 @@ def _end(job_id, ctx, job: _Snapshot, status: str, error: dict) -> Outcome:
     with ctx.transaction() as session:
         record = session.get(Job, job_id)
         record.status, record.step, record.resolution = status, DONE, None
+        events.record(session, job_id, status, status, record.attempts, error)
     log.info("job %s ended %s: %s", job_id, status, error and error.get("code"))
     return Outcome(status, code=error and error.get("code"), age=job.age())
 
@@ -253,7 +287,8 @@ def _retry_or_fail(job_id, ctx, job: _Snapshot, policy: RetryPolicy, dispatch_de
         if current.status in TERMINAL:  # it ended before the error: a final status is never undone
             return Outcome(current.status)
         giving_back = current.resolution is not None
-    if not giving_back and job.attempts >= policy.max_attempts:
+    # A cancellation never gives up: the units it started returning must all come back.
+    if not giving_back and job.kind != KIND_CANCEL and job.attempts >= policy.max_attempts:
         exhausted = {**error, "code": "retries_exhausted", "message": f"gave up after {job.attempts} attempts: {exc}",
                      "details": {"last_error": error["code"], **(error["details"] or {})}}
         try:
@@ -267,5 +302,7 @@ def _retry_or_fail(job_id, ctx, job: _Snapshot, policy: RetryPolicy, dispatch_de
         if record.resolution is None:
             record.error = error
         record.next_run_at = func.now() + timedelta(seconds=delay + dispatch_deadline)
+        events.record(session, job_id, "retry_scheduled", RETRYING, record.attempts,
+                      {**error, "retry_in_seconds": round(delay, 3)})
     log.info("job %s attempt %s: %s; retrying in %.1fs", job_id, job.attempts, exc, delay)
     return Outcome(RETRYING, retry_in=delay, code=error["code"])

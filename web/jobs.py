@@ -1,17 +1,40 @@
-"""`/jobs/{job_id}`: where a client polls its submission."""
+"""`/jobs/{job_id}`: where a client polls its submission, reads its timeline, cancels or replays it."""
 from __future__ import annotations
 
 import uuid
 
+from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
+from sqlalchemy import select
 
+from models.events import JobEvent
 from models.jobs import Job
+from tasks.dispatch import enqueue
 from web import auth
 from web.extensions import db
-from web.schemas import JobSchema
+from web.schemas import JobAcceptedSchema, JobSchema, TimelineSchema
+from web.submissions import NotAllowed, cancel_job, replay
 
-blp = Blueprint("jobs", __name__, url_prefix="/jobs", description="Poll submitted orders")
+blp = Blueprint("jobs", __name__, url_prefix="/jobs", description="Poll, cancel and replay submitted orders")
+
+
+def visible_job(job_id: str, *, lock: bool = False) -> Job:
+    """The job if the caller may see it; 404 for an unknown, malformed or someone else's id."""
+    try:
+        key = uuid.UUID(job_id)
+    except ValueError:
+        abort(404, message=f"Job {job_id} not found")
+    job = db.session.get(Job, key, with_for_update=lock)
+    if job is None or not auth.current().may_act_for(job.customer_id):
+        abort(404, message=f"Job {job_id} not found")
+    return job
+
+
+def timeline(*job_ids) -> dict:
+    """The events of these jobs, oldest first."""
+    rows = db.session.scalars(select(JobEvent).where(JobEvent.job_id.in_(job_ids)).order_by(JobEvent.at, JobEvent.id))
+    return {"events": rows.all()}
 
 
 @blp.route("/<job_id>")
@@ -19,11 +42,47 @@ class JobById(MethodView):
     @blp.response(200, JobSchema)
     def get(self, job_id):
         """The job's state; 404 for an id that was never issued (malformed ones included)."""
+        return visible_job(job_id)
+
+
+@blp.route("/<job_id>/events")
+class JobEvents(MethodView):
+    @blp.response(200, TimelineSchema)
+    def get(self, job_id):
+        """Every state change and step of the job: time, step, outcome, attempt, error."""
+        return timeline(visible_job(job_id).id)
+
+
+@blp.route("/<job_id>/cancel")
+class JobCancel(MethodView):
+    @blp.response(200, JobSchema)
+    @blp.alt_response(409, description="The job has started or ended; it can no longer be cancelled")
+    def post(self, job_id):
+        """Cancel a job before it starts: it then never takes stock. Cancelling twice is harmless."""
+        job = visible_job(job_id)
         try:
-            key = uuid.UUID(job_id)
-        except ValueError:
-            abort(404, message=f"Job {job_id} not found")
-        job = db.session.get(Job, key)
-        if job is None or not auth.current().may_act_for(job.customer_id):
-            abort(404, message=f"Job {job_id} not found")
+            job = cancel_job(db.session, job)
+        except NotAllowed as exc:
+            abort(409, message=str(exc))
+        db.session.commit()
         return job
+
+
+@blp.route("/<job_id>/retry")
+class JobRetry(MethodView):
+    @blp.response(202, JobAcceptedSchema)
+    @blp.alt_response(403, description="Only an admin may replay jobs")
+    @blp.alt_response(409, description="Only a failed order job can be replayed")
+    def post(self, job_id):
+        """(admin) Replay a failed job: a new job does the work again; the failed one stays on record."""
+        if not auth.current().admin:
+            abort(403, message="Replaying jobs needs the orders:admin scope")
+        failed = visible_job(job_id)
+        try:
+            result = replay(db.session, failed, current_app.extensions["settings"].dispatch_deadline)
+        except NotAllowed as exc:
+            abort(409, message=str(exc))
+        db.session.commit()
+        if result.created:
+            enqueue(result.job.id)
+        return result.job, 202, {"Location": f"/jobs/{result.job.id}"}

@@ -20,8 +20,12 @@ from tasks.dispatch import enqueue
 from web import auth
 from web.extensions import db
 from web.limits import BackPressure
-from web.schemas import JobAcceptedSchema, OrderListSchema, OrderQuerySchema, OrderSchema, order_request_schema
-from web.submissions import IdempotencyConflict, submit
+from models.jobs import Job
+from web.jobs import timeline
+from web.schemas import (
+    JobAcceptedSchema, OrderListSchema, OrderQuerySchema, OrderSchema, TimelineSchema, order_request_schema,
+)
+from web.submissions import IdempotencyConflict, NotAllowed, cancel_order, submit
 
 IDEMPOTENCY_KEY_MAX = 255
 _SAFE_KEY = re.compile(rf"[\x21-\x7e]{{1,{IDEMPOTENCY_KEY_MAX}}}")
@@ -100,10 +104,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
         @blp.doc(parameters=[_path_id("The order")])
         def get(self, id):  # noqa: A002 - the URL's own name
             """The order `id` with its items."""
-            order = db.session.get(Order, id)
-            if order is None or not auth.current().may_act_for(order.customer_id):
-                abort(404, message=f"Order {id} not found")
-            return order
+            return _visible_order(id)
 
     @blp.route("")
     class OrderList(MethodView):
@@ -129,4 +130,41 @@ def make_blueprint(settings: Settings) -> Blueprint:
                                    .limit(pagination_parameters.page_size)).all()
             return {"orders": page}
 
+    @blp.route("/<id:id>/cancel")
+    class OrderCancel(MethodView):
+        @blp.response(202, JobAcceptedSchema, headers={"Location": LOCATION})
+        @blp.alt_response(409, description="The order is not Ordered (and no cancellation of it exists)")
+        @blp.doc(parameters=[_path_id("The order to cancel")])
+        def post(self, id):  # noqa: A002 - the URL's own name
+            """Cancel an Ordered order: a job returns its units to the catalog, then marks it Cancelled.
+
+            Asking again answers with the same job.
+            """
+            order = _visible_order(id)
+            try:
+                result = cancel_order(db.session, order, settings.dispatch_deadline)
+            except NotAllowed as exc:
+                abort(409, message=str(exc))
+            db.session.commit()
+            if result.created:
+                enqueue(result.job.id)
+            return result.job, 202, {"Location": f"/jobs/{result.job.id}"}
+
+    @blp.route("/<id:id>/events")
+    class OrderEvents(MethodView):
+        @blp.response(200, TimelineSchema)
+        @blp.doc(parameters=[_path_id("The order")])
+        def get(self, id):  # noqa: A002 - the URL's own name
+            """What happened to the order: its placing job's timeline, then its cancellation's."""
+            order = _visible_order(id)
+            jobs = [order.job_id, *db.session.scalars(select(Job.id).where(Job.cancels_order_id == order.id))]
+            return timeline(*[job for job in jobs if job is not None])
+
     return blp
+
+
+def _visible_order(order_id: int) -> Order:
+    order = db.session.get(Order, order_id)
+    if order is None or not auth.current().may_act_for(order.customer_id):
+        abort(404, message=f"Order {order_id} not found")
+    return order

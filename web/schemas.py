@@ -62,6 +62,9 @@ class JobSchema(Schema):
 
     job_id = fields.UUID(attribute="id")
     customer_id = fields.Integer()
+    kind = fields.String(metadata={"enum": ["place", "cancel"]})
+    cancels_order_id = fields.Integer(allow_none=True)
+    replay_of = fields.UUID(allow_none=True)
     status = fields.String(metadata={"enum": list(STATUSES)})
     order_id = fields.Integer(allow_none=True)
     error = fields.Nested(ErrorDetailSchema, allow_none=True)
@@ -98,3 +101,20 @@ class OrderQuerySchema(Schema):
 
     customer_id = fields.Integer(validate=_ID)
     status = fields.String(validate=validate.OneOf(ORDER_STATUSES))
+
+
+class EventSchema(Schema):
+    """One entry of a job's timeline."""
+
+    job_id = fields.UUID()
+    at = fields.DateTime()
+    event = fields.String()
+    status = fields.String()
+    attempt = fields.Integer()
+    detail = fields.Raw(allow_none=True)
+
+
+class TimelineSchema(Schema):
+    """What happened, oldest first."""
+
+    events = fields.List(fields.Nested(EventSchema))

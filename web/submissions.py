@@ -15,8 +15,11 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from models.jobs import CART_NOT_NEEDED, QUEUED, SOURCE_BODY, SOURCE_CART, Job
+from models import events
+from models.jobs import CANCELLED, CART_NOT_NEEDED, KIND_CANCEL, QUEUED, SOURCE_BODY, SOURCE_CART, Job
+from models.orders import ORDERED, Order
 from placement.items import normalize
+from placement.locks import job_key
 
 
 class IdempotencyConflict(Exception):
@@ -57,8 +60,64 @@ def submit(session: Session, customer_id: int, items: list[dict] | None, idempot
         statement = statement.on_conflict_do_nothing(index_elements=[Job.idempotency_key])
     job = session.scalars(statement).one_or_none()
     if job is not None:
+        events.record(session, job.id, "accepted", QUEUED, 0, {"source": job.source})
         return Submission(job, created=True)
     existing = session.scalars(select(Job).where(Job.idempotency_key == idempotency_key)).one()
     if existing.request_fingerprint != values["request_fingerprint"]:
         raise IdempotencyConflict(idempotency_key)
     return Submission(existing, created=False)
+
+
+class NotAllowed(Exception):
+    """The request conflicts with the resource's state; the message says why."""
+
+
+def cancel_order(session: Session, order: Order, dispatch_deadline: float) -> Submission:
+    """The job that cancels `order`: created once, the same one for every later request."""
+    existing = session.scalars(select(Job).where(Job.cancels_order_id == order.id)).one_or_none()
+    if existing is not None:
+        return Submission(existing, created=False)
+    if order.status != ORDERED:
+        raise NotAllowed(f"Order {order.id} is {order.status}; only an Ordered order can be cancelled")
+    statement = insert(Job).values(
+        customer_id=order.customer_id, status=QUEUED, kind=KIND_CANCEL, cancels_order_id=order.id,
+        source=SOURCE_BODY, attempts=0, cart_status=CART_NOT_NEEDED,
+        next_run_at=func.now() + timedelta(seconds=dispatch_deadline),
+    ).on_conflict_do_nothing(index_elements=[Job.cancels_order_id]).returning(Job)
+    job = session.scalars(statement).one_or_none()
+    if job is None:  # another request created it a moment ago
+        return Submission(session.scalars(select(Job).where(Job.cancels_order_id == order.id)).one(), False)
+    events.record(session, job.id, "accepted", QUEUED, 0, {"cancels_order_id": order.id})
+    return Submission(job, created=True)
+
+
+def cancel_job(session: Session, job: Job) -> Job:
+    """Cancel a job that has not started: it will never take stock. Cancelling twice is harmless."""
+    if job.status == CANCELLED:
+        return job
+    if job.kind != KIND_CANCEL and job.status == QUEUED and job.attempts == 0:
+        # A worker holds this lock for as long as it runs the job: if it is taken, the job has started.
+        free = session.scalar(select(func.pg_try_advisory_xact_lock(job_key(job.id))))
+        session.refresh(job, with_for_update=True)
+        if free and job.status == QUEUED and job.attempts == 0:
+            job.status = CANCELLED
+            events.record(session, job.id, CANCELLED, CANCELLED, 0)
+            return job
+    raise NotAllowed(f"Job {job.id} is {job.status}; only a queued job that has not started can be cancelled")
+
+
+def replay(session: Session, job: Job, dispatch_deadline: float) -> Submission:
+    """A new job doing what a failed one set out to do; the failed one stays as it was, for the record."""
+    if job.status != "failed" or job.kind == KIND_CANCEL:
+        raise NotAllowed(f"Job {job.id} is {job.status}; only a failed order job can be replayed")
+    existing = session.scalars(select(Job).where(Job.replay_of == job.id)).first()
+    if existing is not None:
+        return Submission(existing, created=False)
+    clone = Job(customer_id=job.customer_id, status=QUEUED, source=job.source, requested_items=job.requested_items,
+                attempts=0, cart_status=CART_NOT_NEEDED, replay_of=job.id,
+                next_run_at=func.now() + timedelta(seconds=dispatch_deadline))
+    session.add(clone)
+    session.flush()
+    events.record(session, clone.id, "accepted", QUEUED, 0, {"replay_of": str(job.id)})
+    events.record(session, job.id, "replayed", job.status, job.attempts, {"by_job": str(clone.id)})
+    return Submission(clone, created=True)

@@ -158,5 +158,5 @@ def peers(stack_env):
 def api(api_server, worker, engine, peers):
     """A client of the live API, with a worker running, empty tables and fresh peers."""
     with engine.begin() as connection:
-        connection.execute(text("TRUNCATE order_items, orders, inventory_moves, jobs"))
+        connection.execute(text("TRUNCATE job_events, order_items, orders, inventory_moves, jobs"))
     return Api(api_server[0], token())

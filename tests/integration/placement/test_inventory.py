@@ -15,7 +15,7 @@ from tasks.runtime import WorkerRuntime
 @pytest.fixture()
 def runtime(stack_env, engine, peers):
     with engine.begin() as connection:
-        connection.execute(text("TRUNCATE order_items, orders, inventory_moves, jobs"))
+        connection.execute(text("TRUNCATE job_events, order_items, orders, inventory_moves, jobs"))
     runtime = WorkerRuntime(Settings.from_env(stack_env["env"]))
     yield runtime
     runtime.db.dispose()

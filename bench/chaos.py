@@ -55,6 +55,7 @@ class Run:
         self.faults = Counter()
         self.responses: list[dict] = []
         self.key_answers: dict[str, set] = {}
+        self.cancel_answers: dict[int, set] = {}
         self.lock = threading.Lock()
         self.procs: list[procs.Proc] = []
 
@@ -127,6 +128,18 @@ class Run:
                 if key:
                     self.key_answers.setdefault(key, set()).add(record["job_id"])
 
+    def _orders_to_cancel(self) -> list[int]:
+        """Some of the orders completed so far (the faults are still on while they are cancelled)."""
+        response = requests.get(f"{self.api_url}/orders", params={"page_size": 100}, headers=self.auth, timeout=10)
+        orders = [order["id"] for order in response.json()["orders"]]
+        return orders[: self.args.cancels]
+
+    def _cancel(self, order_id: int) -> None:
+        for _ in range(2):  # asked twice: the second answer must be the same job
+            response = requests.post(f"{self.api_url}/orders/{order_id}/cancel", headers=self.auth, timeout=10)
+            with self.lock:
+                self.cancel_answers.setdefault(order_id, set()).add((response.status_code, response.json().get("job_id")))
+
     def _chaos(self, stop: threading.Event) -> None:
         kills, redis_restarts = 0, 0
         pause = self.args.chaos_interval
@@ -155,6 +168,7 @@ class Run:
         chaos.start()
         with ThreadPoolExecutor(self.args.clients) as pool:
             list(pool.map(self._submit, range(self.args.orders)))
+            list(pool.map(self._cancel, self._orders_to_cancel()))
         # Keep the chaos going until every planned fault has happened.
         while chaos.is_alive() and (self.faults["worker_sigkill"] < self.args.kills
                                     or self.faults["redis_restart"] < self.args.redis_restarts):
@@ -180,21 +194,31 @@ class Run:
     def check(self, engine) -> dict:
         state = requests.get(f"{self.peers_url}/admin/state", timeout=10).json()
         stats = requests.get(f"{self.peers_url}/admin/stats", timeout=10).json()
-        q = lambda sql: engine.connect().execute(text(sql)).all()  # noqa: E731
-        jobs = dict(q("SELECT status, count(*) FROM jobs GROUP BY status"))
+        connection = engine.connect()
+
+        def q(sql):
+            return connection.execute(text(sql)).all()
+
+        jobs = dict(q("SELECT status, count(*) FROM jobs WHERE kind = 'place' GROUP BY status"))
+        cancels = dict(q("SELECT status, count(*) FROM jobs WHERE kind = 'cancel' GROUP BY status"))
+        cancelled_with_stock_out = q(
+            "SELECT count(*) FROM orders o WHERE o.status = 'Cancelled' AND EXISTS (SELECT 1 FROM inventory_moves m"
+            " WHERE m.job_id = o.job_id AND m.state = 'applied' GROUP BY m.job_id"
+            " HAVING sum(CASE WHEN m.kind = 'take' THEN m.quantity ELSE -m.quantity END) <> 0)")[0][0]
         stuck = q("SELECT count(*) FROM jobs WHERE status IN ('queued','processing','retrying')")[0][0]
         duplicate_orders = q("SELECT count(*) FROM (SELECT job_id FROM orders GROUP BY job_id HAVING count(*) > 1) d")[0][0]
         orders_not_completed = q("SELECT count(*) FROM orders o JOIN jobs j ON j.id = o.job_id"
                                  " WHERE j.status <> 'completed'")[0][0]
         completed_without_order = q("SELECT count(*) FROM jobs j LEFT JOIN orders o ON o.job_id = j.id"
-                                    " WHERE j.status = 'completed' AND o.id IS NULL")[0][0]
+                                    " WHERE j.kind = 'place' AND j.status = 'completed' AND o.id IS NULL")[0][0]
         empty_orders = q("SELECT count(*) FROM orders o WHERE NOT EXISTS"
                          " (SELECT 1 FROM order_items i WHERE i.order_id = o.id)")[0][0]
         sold = dict(q("SELECT i.product_id, sum(i.quantity) FROM order_items i JOIN orders o ON o.id = i.order_id"
-                      " JOIN jobs j ON j.id = o.job_id WHERE j.status = 'completed' GROUP BY i.product_id"))
+                      " JOIN jobs j ON j.id = o.job_id WHERE j.status = 'completed' AND o.status = 'Ordered'"
+                      " GROUP BY i.product_id"))
         net_unfinished = q("SELECT count(*) FROM (SELECT m.job_id FROM inventory_moves m JOIN jobs j ON j.id = m.job_id"
                            " WHERE j.status IN ('rejected','failed') AND m.state = 'applied'"
-                           " GROUP BY m.job_id HAVING sum(CASE WHEN kind = 'take' THEN quantity ELSE -quantity END) <> 0) x")[0][0]
+                           " GROUP BY m.job_id HAVING sum(CASE WHEN m.kind = 'take' THEN m.quantity ELSE -m.quantity END) <> 0) x")[0][0]
         pending_moves = q("SELECT count(*) FROM inventory_moves WHERE state = 'pending'")[0][0]
         mismatches, oversold = [], 0
         for product in self.initial:
@@ -211,6 +235,8 @@ class Run:
             1 for customer, completed in cart_jobs.items()
             if (state["carts"][str(customer)]["status"] == "Ordered") != completed)
         keys_with_many_jobs = sum(1 for jobs_seen in self.key_answers.values() if len(jobs_seen) != 1)
+        cancel_answers_differing = sum(1 for answers in self.cancel_answers.values() if len(answers) != 1)
+        connection.close()
         accepted = sum(1 for r in self.responses if r["status"] == 202)
         return {
             "orders_submitted": self.args.orders,
@@ -231,6 +257,11 @@ class Run:
             "inventory_mismatches": len(mismatches),
             "mismatch_detail": mismatches,
             "failed_jobs_with_net_stock_effect": net_unfinished,
+            "cancellations_requested": len(self.cancel_answers),
+            "cancellations_completed": cancels.get("completed", 0),
+            "cancellations_unfinished": sum(v for k, v in cancels.items() if k != "completed"),
+            "cancel_requests_with_other_answers": cancel_answers_differing,
+            "cancelled_orders_with_stock_out": cancelled_with_stock_out,
             "pending_ledger_rows": pending_moves,
             "cart_status_mismatches": cart_mismatch,
             "units_sold_hot": {str(p): sold.get(p, 0) for p in HOT_PRODUCTS},
@@ -241,7 +272,8 @@ class Run:
 VIOLATIONS = ("jobs_stuck", "duplicate_orders", "idempotency_keys_with_other_jobs", "orders_of_unfinished_jobs",
               "completed_without_order", "orders_without_items", "units_oversold", "inventory_mismatches",
               "failed_jobs_with_net_stock_effect", "pending_ledger_rows", "cart_status_mismatches",
-              "non_202_answers")
+              "non_202_answers", "cancellations_unfinished", "cancel_requests_with_other_answers",
+              "cancelled_orders_with_stock_out")
 
 
 def run(args) -> dict:
@@ -271,6 +303,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=8, help="threads per worker")
     p.add_argument("--kills", type=int, default=3, help="worker SIGKILLs")
     p.add_argument("--redis-restarts", type=int, default=1)
+    p.add_argument("--cancels", type=int, default=50, help="orders cancelled (each asked twice) while faults are on")
     p.add_argument("--hot-stock", type=int, default=600, help="units of each of the 5 hot products")
     p.add_argument("--chaos-interval", type=float, default=6.0, help="seconds between faults")
     p.add_argument("--settle-timeout", type=float, default=300.0)

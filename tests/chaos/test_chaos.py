@@ -5,7 +5,7 @@ from bench import chaos
 def test_nothing_is_lost_doubled_or_oversold_under_chaos(tmp_path):
     args = chaos.parser().parse_args([
         "--orders", "400", "--clients", "32", "--workers", "2", "--kills", "3", "--redis-restarts", "1",
-        "--chaos-interval", "2.5", "--hot-stock", "150", "--settle-timeout", "240",
+        "--chaos-interval", "2.5", "--hot-stock", "150", "--settle-timeout", "240", "--cancels", "20",
         "--out", str(tmp_path / "chaos.json"),
     ])
 
@@ -18,3 +18,4 @@ def test_nothing_is_lost_doubled_or_oversold_under_chaos(tmp_path):
     assert report["completed"] > 0
     assert report["rejected"] > 0  # the hot products ran out part-way
     assert report["jobs"] == report["orders_submitted"]  # a key sent twice made one job
+    assert report["cancellations_requested"] == report["cancellations_completed"] == 20

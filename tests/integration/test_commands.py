@@ -41,3 +41,10 @@ def test_migrate_and_seed_demo(api, stack_env, peers):
     assert "up to date" in flask(env, "migrate")
     assert "seeded" in flask(env, "seed-demo")
     assert peers.product(100)["quantity"] == 1000 and peers.cart(50)["status"] == "Open"
+
+
+def test_a_running_worker_answers_celery_inspect_ping(stack_env, worker):
+    result = subprocess.run([sys.executable, "-m", "celery", "-A", "tasks", "inspect", "ping", "--timeout", "5"],
+                            cwd=ROOT, env=stack_env["env"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "worker1@" in result.stdout and "pong" in result.stdout

@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from models.events import JobEvent
 from models.jobs import Job
-from tasks.dispatch import enqueue
 from web import auth
+from web.accepted import accepted
 from web.extensions import db
 from web.schemas import JobAcceptedSchema, JobSchema, TimelineSchema
 from web.submissions import NotAllowed, cancel_job, replay
@@ -82,7 +82,4 @@ class JobRetry(MethodView):
             result = replay(db.session, failed, current_app.extensions["settings"].dispatch_deadline)
         except NotAllowed as exc:
             abort(409, message=str(exc))
-        db.session.commit()
-        if result.created:
-            enqueue(result.job.id)
-        return result.job, 202, {"Location": f"/jobs/{result.job.id}"}
+        return accepted(result)

@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 from models.orders import Order
 from observability import metrics
 from settings import Settings
-from tasks.dispatch import enqueue
 from web import auth
+from web.accepted import accepted
 from web.extensions import db
 from web.limits import BackPressure
 from models.jobs import Job
@@ -93,12 +93,11 @@ def make_blueprint(settings: Settings) -> Blueprint:
                 result = submit(session, customer_id, body.get("items"), key, settings.dispatch_deadline)
             except IdempotencyConflict:
                 abort(422, message="This Idempotency-Key was already used with a different request")
-            session.commit()
+            answer = accepted(result)
             if result.created:
                 metrics.jobs_accepted.inc()
                 log.info("accepted job %s for customer %s (%s)", result.job.id, customer_id, result.job.source)
-                enqueue(result.job.id)
-            return result.job, 202, {"Location": f"/jobs/{result.job.id}"}
+            return answer
 
         @blp.response(200, OrderSchema)
         @blp.doc(parameters=[_path_id("The order")])
@@ -145,10 +144,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
                 result = cancel_order(db.session, order, settings.dispatch_deadline)
             except NotAllowed as exc:
                 abort(409, message=str(exc))
-            db.session.commit()
-            if result.created:
-                enqueue(result.job.id)
-            return result.job, 202, {"Location": f"/jobs/{result.job.id}"}
+            return accepted(result)
 
     @blp.route("/<id:id>/events")
     class OrderEvents(MethodView):

@@ -20,16 +20,6 @@ from devstack.tokens import TEST_JWT_SECRET, token
 ROOT = Path(__file__).resolve().parents[2]
 LOGS = ROOT / "test-artifacts" / "logs"
 
-# Fast clocks so retries, the sweeper and give-ups happen within a test's patience.
-FAST = {
-    "JOB_MAX_ATTEMPTS": "4",
-    "RETRY_BACKOFF_BASE_SECONDS": "0.1",
-    "RETRY_BACKOFF_MAX_SECONDS": "0.5",
-    "DISPATCH_DEADLINE_SECONDS": "2",
-    "SWEEP_INTERVAL_SECONDS": "0.5",
-    "PEER_TIMEOUT_SECONDS": "1",
-    "LOG_LEVEL": "INFO",
-}
 
 
 class Peers:
@@ -105,18 +95,8 @@ def stack_env():
     database_url = procs.create_database(base)
     redis_port, peers_port = procs.free_port(), procs.free_port()
     redis = procs.start_redis(redis_port, LOGS)
-    env = {
-        **os.environ,
-        **FAST,
-        "DATABASE_URL": database_url,
-        "CELERY_BROKER_URL": f"redis://127.0.0.1:{redis_port}/0",
-        "CATALOG_URL": f"http://127.0.0.1:{peers_port}",
-        "CART_URL": f"http://127.0.0.1:{peers_port}",
-        "REFPEERS_SEED": "demo",
-        "PYTHONUNBUFFERED": "1",
-        "WORKER_METRICS_PORT": str(procs.free_port()),
-        "JWT_SECRET": TEST_JWT_SECRET,
-    }
+    env = procs.local_env(database_url, redis_port, peers_port, TEST_JWT_SECRET,
+                         WORKER_METRICS_PORT=str(procs.free_port()))
     peers = procs.start_peers(peers_port, env, LOGS)
     yield {"env": env, "redis": redis, "peers": peers, "peers_url": env["CATALOG_URL"], "database_url": database_url,
            "worker_metrics_url": f"http://127.0.0.1:{env['WORKER_METRICS_PORT']}/metrics"}

@@ -32,16 +32,6 @@ REPORT = ARTIFACTS / "newman.json"
 
 MIN_ASSERTIONS = 20
 
-# Fast clocks, as in tests/integration/conftest.py: retries and the sweeper act within the run.
-FAST = {
-    "JOB_MAX_ATTEMPTS": "4",
-    "RETRY_BACKOFF_BASE_SECONDS": "0.1",
-    "RETRY_BACKOFF_MAX_SECONDS": "0.5",
-    "DISPATCH_DEADLINE_SECONDS": "2",
-    "SWEEP_INTERVAL_SECONDS": "0.5",
-    "PEER_TIMEOUT_SECONDS": "1",
-    "LOG_LEVEL": "INFO",
-}
 
 
 @pytest.fixture(scope="module")
@@ -70,17 +60,7 @@ def live_api(newman) -> str:
         database_url = procs.create_database(base)
         cleanup.callback(procs.drop_database, base, database_url)
         redis_port, peers_port, api_port = procs.free_port(), procs.free_port(), procs.free_port()
-        env = {
-            **os.environ,
-            **FAST,
-            "DATABASE_URL": database_url,
-            "CELERY_BROKER_URL": f"redis://127.0.0.1:{redis_port}/0",
-            "CATALOG_URL": f"http://127.0.0.1:{peers_port}",
-            "CART_URL": f"http://127.0.0.1:{peers_port}",
-            "REFPEERS_SEED": "demo",
-            "PYTHONUNBUFFERED": "1",
-            "JWT_SECRET": TEST_JWT_SECRET,
-        }
+        env = procs.local_env(database_url, redis_port, peers_port, TEST_JWT_SECRET)
         # Each process is stopped even when a later one fails to start (callbacks run last-in, first-out).
         cleanup.callback(procs.start_redis(redis_port, LOGS).stop)
         cleanup.callback(procs.start_peers(peers_port, env, LOGS).stop)

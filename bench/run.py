@@ -1,0 +1,690 @@
+"""The benchmarks: how fast the API takes orders, how fast the workers place them, against the seed.
+
+    python -m bench.run                                  # every scenario, default sizes (a few minutes)
+    python -m bench.run --scenarios submission,e2e       # some of them
+    python -m bench.run --duration 2 --orders 100 ...    # smaller (see --help)
+
+Scenarios (each starts a stack of its own: a fresh database, its own Redis, the
+reference peers reset to 100 products of 10**7 units and one 2-line cart per
+customer, the API under gunicorn, Celery workers with the threads pool):
+
+  submission  POST /orders/{customer} (2 lines) for --duration s at --clients connections with no
+              worker running (jobs just queue: the API's own speed), and the same load against
+              bench/bare_app.py (202, no database, no broker) under the same gunicorn flags, the two
+              loaded in alternating slices so that background load on a shared machine hits both.
+  polling     GET /jobs/{id} over --poll-jobs completed jobs for --duration s.
+  e2e         --orders orders as fast as the API takes them, the catalog adding --latency-ms to
+              every call; orders completed per second from the first 202 to the last completion,
+              submission-to-completion percentiles, then the invariants.
+  seed        the seed's synchronous create_order (bench/seed_port.py) under the same gunicorn
+              flags, same peers and latency, same orders (from the customers' carts), same clients.
+  scaling     e2e orders/s for --scaling-workers worker processes, and submission latency with the
+              workers running at each of --scaling-latencies ms of catalog latency.
+  memory      RSS of the API's and the workers' processes every 0.5 s while --memory-orders go through.
+
+The load generator is bench/loadgen.py (asyncio, keep-alive; why not wrk: see there).
+Results: a table on stdout and JSON in --out (default bench/results/bench.json), each
+scenario with the command line that reproduces it. Exit status 1 when any of our
+requests failed or an invariant broke; speed is reported, never judged.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import shlex
+import signal
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+import psutil
+
+from bench.loadgen import LoadResult, http_request, run_load, summary_ms
+from bench.stackrun import (
+    PRODUCTS, ROOT, STOCK, CpuMeter, Stack, auth_headers, customer_of, order_items, python_command, tree_rss,
+)
+
+SCENARIOS = ("submission", "polling", "e2e", "seed", "scaling", "memory")
+DEFAULT_OUT = ROOT / "bench" / "results" / "bench.json"
+MB = 1024 * 1024
+
+# Which flags each scenario's numbers depend on (the reproducing command names them all).
+COMMON_FLAGS = ("web_workers", "web_threads", "workers", "concurrency", "clients", "seed", "access_log")
+SCENARIO_FLAGS = {
+    "submission": ("duration", "warmup", "rounds"),
+    "polling": ("poll_jobs", "duration", "warmup"),
+    "e2e": ("orders", "latency_ms", "settle_timeout"),
+    "seed": ("orders", "latency_ms", "settle_timeout"),
+    "scaling": ("scaling_orders", "scaling_workers", "scaling_latencies", "scaling_duration", "latency_ms",
+                "warmup", "settle_timeout"),
+    "memory": ("memory_orders", "memory_latency_ms", "settle_timeout"),
+}
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+def order_body(index: int, seed: int) -> bytes:
+    return json.dumps({"items": order_items(index, seed)}).encode()
+
+
+def submission_factory(port: int, count: int, seed: int):
+    """Requests POST /orders/{customer} with order i's two lines (cycling over `count` prebuilt ones)."""
+    host = f"127.0.0.1:{port}"
+    prebuilt = [http_request("POST", f"/orders/{customer_of(i)}", host, order_body(i, seed),
+                             headers=auth_headers(customer_of(i))) for i in range(count)]
+    return lambda i: prebuilt[i % count]
+
+
+def load_report(result, expect: int, *, rate_name: str) -> dict:
+    """The numbers of one load run."""
+    ok = result.count(expect)
+    return {
+        "requests": result.requests,
+        rate_name: round(ok / result.elapsed, 1) if result.elapsed else None,
+        "seconds": round(result.elapsed, 2),
+        **summary_ms(result.ok_latencies),
+        "errors": result.requests - ok + result.connect_failures,
+        "statuses": {str(k): v for k, v in sorted(result.statuses.items())},
+        "connections_dropped": result.connection_errors,
+        "connect_failures": result.connect_failures,
+        "error_samples": result.error_samples[:3],
+        "client_cpu_us_per_request": round(result.client_cpu_seconds / result.requests * 1e6, 1)
+        if result.requests else None,
+    }
+
+
+def warm_up(port: int, factory, args, expect: int) -> None:
+    """Fill connection pools and lazy imports before a timed run (answers not counted)."""
+    if args.warmup > 0:
+        run_load("127.0.0.1", port, factory, connections=args.clients, duration=args.warmup, expect=expect)
+
+
+def timed_load(stack: Stack, port: int, factory, args, *, duration=None, count=None, expect: int, rate_name: str,
+               progress=None) -> tuple[dict, object]:
+    with CpuMeter(stack) as meter:
+        result = run_load("127.0.0.1", port, factory, connections=args.clients, duration=duration, count=count,
+                          expect=expect, progress=progress)
+    report = load_report(result, expect, rate_name=rate_name)
+    report["machine"] = meter.result
+    return report, result
+
+
+def check_invariants(stack: Stack, accepted: int) -> dict:
+    """Every accepted order completed once, and the catalog lost exactly what the orders hold."""
+    state = stack.peers_state()
+    jobs = dict(stack.rows("SELECT status, count(*) FROM jobs GROUP BY status"))
+    sold = dict(stack.rows("SELECT i.product_id, sum(i.quantity) FROM order_items i GROUP BY i.product_id"))
+    orders = stack.scalar("SELECT count(*) FROM orders")
+    duplicates = stack.scalar("SELECT count(*) FROM (SELECT job_id FROM orders GROUP BY job_id HAVING count(*) > 1) d")
+    pending_moves = stack.scalar("SELECT count(*) FROM inventory_moves WHERE state = 'pending'")
+    mismatched, below_zero = [], []
+    for product in PRODUCTS:
+        final = state["products"][str(product)]["quantity"]
+        if final < 0:
+            below_zero.append(product)
+        if STOCK - final != sold.get(product, 0):
+            mismatched.append({"product_id": product, "catalog_decrease": STOCK - final,
+                               "ordered": int(sold.get(product, 0))})
+    total_jobs = sum(jobs.values())
+    non_completed = total_jobs - jobs.get("completed", 0)
+    checks = {
+        "jobs": total_jobs,
+        "jobs_equal_accepted": total_jobs == accepted,
+        "non_completed_jobs": non_completed,
+        "jobs_by_status": jobs,
+        "orders": orders,
+        "duplicate_orders": duplicates,
+        "products_mismatched": len(mismatched),
+        "mismatch_detail": mismatched[:5],
+        "products_below_zero": len(below_zero),
+        "pending_ledger_rows": pending_moves,
+        "units_ordered": int(sum(sold.values())),
+    }
+    checks["ok"] = (non_completed == 0 and total_jobs == accepted and not mismatched and not below_zero
+                    and orders == total_jobs and duplicates == 0 and pending_moves == 0)
+    return checks
+
+
+def completion_report(stack: Stack, first_accepted_at: float) -> dict:
+    """Orders/s from the first 202 to the last completion, and submission-to-completion times."""
+    rows = stack.rows("SELECT extract(epoch FROM updated_at - created_at), extract(epoch FROM updated_at)"
+                      " FROM jobs WHERE status = 'completed'")
+    if not rows:
+        return {"completed": 0, "orders_per_s": None}
+    spans = [float(span) for span, _ in rows]
+    last = max(float(done) for _, done in rows)
+    window = last - first_accepted_at
+    dist = summary_ms(spans)
+    return {
+        "completed": len(rows),
+        "orders_per_s": round(len(rows) / window, 1) if window > 0 else None,
+        "first_202_to_last_completed_s": round(window, 2),
+        "completion": {key.replace("_ms", "_s"): (round(value / 1000.0, 3) if value is not None else None)
+                       for key, value in dist.items()},
+    }
+
+
+def end_to_end(stack: Stack, args, orders: int, latency_ms: float) -> dict:
+    """Submit `orders` at --clients connections with the catalog at `latency_ms`, wait, measure, check."""
+    stack.set_latency(latency_ms)
+    factory = submission_factory(stack.api_port, orders, args.seed)
+    submit, result = timed_load(stack, stack.api_port, factory, args, count=orders, expect=202,
+                                rate_name="accepted_per_s")
+    with CpuMeter(stack) as meter:
+        settle = stack.wait_until_settled(result.count(202), args.settle_timeout)
+    report = {"orders": orders, "latency_ms": latency_ms, "workers": len(stack.workers),
+              "concurrency": args.concurrency, "submission": submit, "settle": settle}
+    if result.first_ok_at is None:
+        report.update({"completed": 0, "orders_per_s": None})
+    else:
+        report.update(completion_report(stack, result.first_ok_at))
+    report["machine_while_draining"] = meter.result
+    report["sweeper_redispatched"] = sweeper_redispatched(stack)
+    stats = stack.peers_stats()["requests"]
+    report["peer_calls_per_order"] = round(sum(stats.values()) / max(report.get("completed") or 1, 1), 2)
+    report["invariants"] = check_invariants(stack, result.count(202))
+    report["errors"] = submit["errors"]
+    return report
+
+
+def sweeper_redispatched(stack: Stack) -> int | None:
+    """Wake-ups the workers' sweeper sent again for jobs overdue in the queue (from their logs; each is
+    one more task execution). None when the log line is not found in this version of the service."""
+    total, seen = 0, False
+    for worker in stack.workers:
+        for match in re.finditer(r"sweeper re-dispatched (\d+)", worker.log_text()):
+            total, seen = total + int(match.group(1)), True
+    return total if seen else None
+
+
+def new_stack(args, name: str, *, workers: int | None = None, carts: int = 1000) -> Stack:
+    stack = Stack(args, name, workers=args.workers if workers is None else workers, carts=carts,
+                  log_root=args.log_dir)
+    STACKS.append(stack)
+    return stack
+
+
+STACKS: list[Stack] = []  # the stacks the current scenario started
+
+
+# ---------------------------------------------------------------------------------------- scenarios
+
+def merge_results(results: list) -> LoadResult:
+    """Several load runs as one (latencies pooled, time and CPU added up)."""
+    merged = LoadResult()
+    for result in results:
+        merged.requests += result.requests
+        for status, count in result.statuses.items():
+            merged.statuses[status] = merged.statuses.get(status, 0) + count
+        merged.latencies.extend(result.latencies)
+        merged.ok_latencies.extend(result.ok_latencies)
+        merged.elapsed += result.elapsed
+        merged.client_cpu_seconds += result.client_cpu_seconds
+        merged.connection_errors += result.connection_errors
+        merged.connect_failures += result.connect_failures
+        merged.error_samples.extend(result.error_samples[: 10 - len(merged.error_samples)])
+    return merged
+
+
+def interleaved(stack: Stack, sides: dict, args, expect: int) -> dict:
+    """Load each side (name -> (port, factory)) in alternating slices, A B B A A B ..., so that a
+    machine whose background load drifts (a shared one) weighs on every side alike."""
+    rounds = max(1, min(args.rounds, int(args.duration)))
+    slice_s = args.duration / rounds
+    runs = {name: [] for name in sides}
+    meters = {name: [] for name in sides}
+    for round_no in range(rounds):
+        for name in (list(sides) if round_no % 2 == 0 else list(reversed(sides))):
+            port, factory = sides[name]
+            with CpuMeter(stack) as meter:
+                runs[name].append(run_load("127.0.0.1", port, factory, connections=args.clients, duration=slice_s,
+                                           expect=expect))
+            meters[name].append(meter.result)
+    reports = {}
+    for name in sides:
+        report = load_report(merge_results(runs[name]), expect, rate_name="accepted_per_s")
+        report["per_slice_per_s"] = [round(r.count(expect) / r.elapsed, 1) for r in runs[name]]
+        report["machine"] = {key: round(sum(m[key] for m in meters[name]) / len(meters[name]), 2)
+                             for key in meters[name][0] if key != "cpus"}
+        reports[name] = report
+    reports["slices"] = {"rounds": rounds, "seconds_each": round(slice_s, 2)}
+    return reports
+
+
+def scenario_submission(args) -> dict:
+    # No worker runs here (none is started): the API's own speed; jobs just queue in Redis.
+    with new_stack(args, "submission", workers=0) as stack:
+        _, bare_port, bare_argv = stack.start_app("bare", "bench.bare_app:app")
+        sides = {"ours": (stack.api_port, submission_factory(stack.api_port, 1000, args.seed)),
+                 "bare": (bare_port, submission_factory(bare_port, 1000, args.seed))}
+        for port, factory in sides.values():
+            warm_up(port, factory, args, 202)
+        reports = interleaved(stack, sides, args, 202)
+        ours, bare = reports["ours"], reports["bare"]
+        ours["jobs_in_database"] = stack.scalar("SELECT count(*) FROM jobs")
+    ratio = (ours["accepted_per_s"] / bare["accepted_per_s"]) if bare["accepted_per_s"] else None
+    pairs = [o / b for o, b in zip(ours["per_slice_per_s"], bare["per_slice_per_s"]) if b]
+    return {
+        "worker": "none running during the measurement (jobs only queue in Redis): this is the API's own speed",
+        "gunicorn": {"workers": args.web_workers, "threads": args.web_threads, "bare_argv": bare_argv[1:]},
+        "method": "ours and bare both up, loaded in alternating slices (ABBA...) of equal length",
+        "slices": reports["slices"],
+        "ours": ours,
+        "bare": bare,
+        "ours_fraction_of_bare": round(ratio, 3) if ratio is not None else None,
+        "ours_fraction_of_bare_per_slice_pair": [round(x, 3) for x in pairs],
+        "errors": ours["errors"] + bare["errors"],
+        "ok": ours["errors"] == 0 and bare["errors"] == 0,
+    }
+
+
+def scenario_polling(args) -> dict:
+    with new_stack(args, "polling") as stack:
+        factory = submission_factory(stack.api_port, args.poll_jobs, args.seed)
+        fill = run_load("127.0.0.1", stack.api_port, factory, connections=args.clients, count=args.poll_jobs,
+                        expect=202)
+        settle = stack.wait_until_settled(fill.count(202), args.settle_timeout)
+        ids = stack.rows("SELECT id, customer_id FROM jobs ORDER BY id")
+        host = f"127.0.0.1:{stack.api_port}"
+        prebuilt = [http_request("GET", f"/jobs/{job_id}", host, headers=auth_headers(customer))
+                    for job_id, customer in ids] or [
+            http_request("GET", "/jobs/00000000-0000-0000-0000-000000000000", host)]
+
+        def poll(i):
+            return prebuilt[i % len(prebuilt)]
+
+        warm_up(stack.api_port, poll, args, 200)
+        report, _ = timed_load(stack, stack.api_port, poll, args, duration=args.duration, expect=200,
+                               rate_name="requests_per_s")
+    report.update({"job_ids": len(ids), "fill_errors": fill.requests - fill.count(202), "fill_settle": settle,
+                   "job_status": "completed (each answer loads the job, its order and the order's items)"})
+    report["errors"] = report["errors"] + report["fill_errors"]
+    report["ok"] = report["errors"] == 0 and settle["settled"]
+    return report
+
+
+def scenario_e2e(args) -> dict:
+    with new_stack(args, "e2e", carts=args.orders) as stack:
+        report = end_to_end(stack, args, args.orders, args.latency_ms)
+    report["ok"] = report["errors"] == 0 and report["invariants"]["ok"]
+    return report
+
+
+def scenario_seed(args) -> dict:
+    with new_stack(args, "seed", workers=0, carts=args.orders) as stack:
+        # Only the seed serves here: our API (which created the service's tables) is stopped, no worker runs.
+        stack.stop_api()
+        seed_env = {"SEED_DSN": stack.libpq_dsn(), "SEED_SCHEMA": "seed"}
+        # The seed created its tables when it started; do it once before gunicorn's workers race to.
+        import subprocess
+
+        subprocess.run([sys.executable, "-c", "import bench.seed_port"], cwd=ROOT, env={**stack.env, **seed_env},
+                       check=True, capture_output=True, timeout=60)
+        _, port, argv = stack.start_app("seed", "bench.seed_port:app", seed_env)
+        stack.set_latency(args.latency_ms)
+        host = f"127.0.0.1:{port}"
+        prebuilt = [http_request("POST", f"/orders/{customer_of(i)}", host, headers=auth_headers(customer_of(i)))
+                    for i in range(args.orders)]
+        load, result = timed_load(stack, port, lambda i: prebuilt[i], args, count=args.orders, expect=201,
+                                  rate_name="orders_per_s")
+        state = stack.peers_state()
+        sold = dict(stack.rows("SELECT product_id, sum(quantity) FROM seed.order_items GROUP BY product_id"))
+        orders = stack.scalar("SELECT count(*) FROM seed.orders")
+    decrease = sum(STOCK - state["products"][str(p)]["quantity"] for p in PRODUCTS)
+    ordered = int(sum(sold.values()))
+    carts_ordered = sum(1 for cart in state["carts"].values() if cart["status"] == "Ordered")
+    report = {
+        "orders": args.orders,
+        "latency_ms": args.latency_ms,
+        "gunicorn_argv": argv[1:],
+        **load,
+        "orders_in_database": orders,
+        "carts_marked_ordered": carts_ordered,
+        "units_ordered": ordered,
+        "units_taken_from_catalog": decrease,
+        "units_lost_to_get_put_races": ordered - decrease,
+        "note": "orders_per_s counts 201 answers from the first request sent to the last answer; latency is the "
+                "client's request time, which for the seed is the whole order",
+    }
+    report["ok"] = report["errors"] == 0
+    return report
+
+
+def scenario_scaling(args) -> dict:
+    e2e = []
+    for workers in args.scaling_workers:
+        with new_stack(args, f"scaling-e2e-{workers}w", workers=workers, carts=args.scaling_orders) as stack:
+            run = end_to_end(stack, args, args.scaling_orders, args.latency_ms)
+        e2e.append({key: run[key] for key in ("workers", "concurrency", "orders", "latency_ms", "orders_per_s",
+                                              "completion", "errors", "invariants", "settle", "sweeper_redispatched")
+                    if key in run})
+        e2e[-1]["accepted_per_s"] = run["submission"]["accepted_per_s"]
+    submission = []
+    for latency in args.scaling_latencies:
+        with new_stack(args, f"scaling-submit-{latency:g}ms") as stack:
+            stack.set_latency(latency)
+            factory = submission_factory(stack.api_port, 1000, args.seed)
+            warm_up(stack.api_port, factory, args, 202)
+            report, _ = timed_load(stack, stack.api_port, factory, args, duration=args.scaling_duration, expect=202,
+                                   rate_name="accepted_per_s")
+        submission.append({"catalog_latency_ms": latency, "workers_running": len(stack.workers), **report})
+    errors = sum(r["errors"] for r in e2e) + sum(r["errors"] for r in submission)
+    return {"end_to_end": e2e, "submission_with_workers_running": submission, "errors": errors,
+            "ok": errors == 0 and all(r["invariants"]["ok"] for r in e2e)}
+
+
+def scenario_memory(args) -> dict:
+    orders = args.memory_orders
+    checkpoint = min(2000, max(1, orders // 5))
+    with new_stack(args, "memory", carts=1000) as stack:
+        stack.set_latency(args.memory_latency_ms)
+        submitted = [0]
+        samples: list[dict] = []
+        stop = threading.Event()
+        started = time.monotonic()
+
+        def sample() -> None:
+            completed = stack.scalar("SELECT count(*) FROM jobs WHERE status = 'completed'")
+            samples.append({
+                "t": round(time.monotonic() - started, 2),
+                "submitted": submitted[0],
+                "completed": completed,
+                "api_rss_mb": round(tree_rss(stack.api) / MB, 1),
+                "workers_rss_mb": round(sum(tree_rss(w) for w in stack.workers) / MB, 1),
+            })
+
+        def sampler() -> None:
+            while not stop.wait(0.5):
+                sample()
+
+        sample()
+        thread = threading.Thread(target=sampler, daemon=True)
+        thread.start()
+        factory = submission_factory(stack.api_port, 1000, args.seed)
+
+        def progress(count: int) -> None:
+            submitted[0] = count
+
+        load, result = timed_load(stack, stack.api_port, factory, args, count=orders, expect=202,
+                                  rate_name="accepted_per_s", progress=progress)
+        submitted[0] = result.requests
+        settle = stack.wait_until_settled(result.count(202), args.settle_timeout)
+        time.sleep(1.0)  # a couple more samples once idle
+        stop.set()
+        thread.join()
+        sample()
+        invariants = check_invariants(stack, result.count(202))
+        completion = completion_report(stack, result.first_ok_at) if result.first_ok_at else {}
+        redispatched = sweeper_redispatched(stack)
+
+    def first(predicate, key):
+        for s in samples:
+            if predicate(s):
+                return s[key]
+        return None
+
+    def summary(key: str, count_key: str) -> dict:
+        values = [s[key] for s in samples]
+        at_checkpoint = first(lambda s: s[count_key] >= checkpoint, key)
+        at_end = first(lambda s: s[count_key] >= orders, key)
+        return {"start_mb": values[0], "peak_mb": max(values), "end_mb": values[-1],
+                f"after_{checkpoint}_{count_key}_mb": at_checkpoint, f"after_{orders}_{count_key}_mb": at_end,
+                "growth_checkpoint_to_end_mb": round(at_end - at_checkpoint, 1)
+                if at_end is not None and at_checkpoint is not None else None}
+
+    report = {
+        "orders": orders,
+        "catalog_latency_ms": args.memory_latency_ms,
+        "checkpoint": checkpoint,
+        "api": summary("api_rss_mb", "submitted"),
+        "workers": summary("workers_rss_mb", "completed"),
+        "submission": load,
+        "settle": settle,
+        "orders_per_s": completion.get("orders_per_s"),
+        "sweeper_redispatched": redispatched,
+        "invariants": invariants,
+        "samples": samples,
+        "errors": load["errors"],
+    }
+    report["ok"] = report["errors"] == 0 and invariants["ok"]
+    return report
+
+
+RUNNERS = {"submission": scenario_submission, "polling": scenario_polling, "e2e": scenario_e2e,
+           "seed": scenario_seed, "scaling": scenario_scaling, "memory": scenario_memory}
+
+
+# ------------------------------------------------------------------------------------ command line
+
+def _csv_ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def _csv_floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x.strip()]
+
+
+def _scenarios(text: str) -> list[str]:
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown scenario(s) {unknown}; choose from {','.join(SCENARIOS)}")
+    return names
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--scenarios", type=_scenarios, default=list(SCENARIOS), help="comma-separated subset")
+    p.add_argument("--web-workers", type=int, default=2, help="gunicorn processes (API, bare app, seed)")
+    p.add_argument("--web-threads", type=int, default=4, help="gunicorn threads per process")
+    p.add_argument("--workers", type=int, default=2, help="celery worker processes (all but scaling)")
+    p.add_argument("--concurrency", type=int, default=16, help="threads per celery worker")
+    p.add_argument("--clients", type=int, default=64, help="concurrent client connections")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds of each timed submission/polling run")
+    p.add_argument("--warmup", type=float, default=1.0, help="seconds of untimed load before a timed run")
+    p.add_argument("--rounds", type=int, default=5,
+                   help="submission: alternate ours and bare this many times (slices of at least 1 s)")
+    p.add_argument("--poll-jobs", type=int, default=1000, help="jobs created (and completed), then polled")
+    p.add_argument("--orders", type=int, default=2000, help="orders of the e2e and seed scenarios")
+    p.add_argument("--latency-ms", type=float, default=20.0, help="catalog/cart latency of e2e, seed, scaling")
+    p.add_argument("--scaling-orders", type=int, default=500, help="orders per scaling e2e run")
+    p.add_argument("--scaling-workers", type=_csv_ints, default=[1, 2, 4], help="worker process counts")
+    p.add_argument("--scaling-latencies", type=_csv_floats, default=[0.0, 50.0],
+                   help="catalog latencies (ms) for the submission-with-workers runs")
+    p.add_argument("--scaling-duration", type=float, default=5.0, help="seconds of each of those runs")
+    p.add_argument("--memory-orders", type=int, default=10_000)
+    p.add_argument("--memory-latency-ms", type=float, default=0.0)
+    p.add_argument("--settle-timeout", type=float, default=600.0, help="longest wait for jobs to finish")
+    p.add_argument("--access-log", action="store_true", help="gunicorn access log on (production default)")
+    p.add_argument("--seed", type=int, default=7, help="random seed of the orders' lines")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--log-dir", type=Path, default=None, help="default test-artifacts/bench/<time>")
+    return p
+
+
+def _flag_text(name: str, value) -> list[str]:
+    flag = "--" + name.replace("_", "-")
+    if isinstance(value, bool):
+        return [flag] if value else []
+    if isinstance(value, list):
+        return [flag, ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)]
+    if isinstance(value, float):
+        return [flag, f"{value:g}"]
+    return [flag, str(value)]
+
+
+def reproduce_command(args, scenarios: list[str], out: Path) -> str:
+    """The command line that runs exactly these scenarios with exactly these settings."""
+    names = list(COMMON_FLAGS)
+    for scenario in scenarios:
+        names += [n for n in SCENARIO_FLAGS[scenario] if n not in names]
+    argv = [python_command(), "-m", "bench.run", "--scenarios", ",".join(scenarios)]
+    for name in names:
+        argv += _flag_text(name, getattr(args, name))
+    try:
+        out = out.resolve().relative_to(ROOT)
+    except ValueError:
+        pass
+    argv += ["--out", str(out)]
+    return shlex.join(argv)
+
+
+def git_state() -> dict:
+    """The commit benchmarked, and whether the work tree differed from it."""
+    import subprocess
+
+    def git(*argv):
+        try:
+            return subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": git("rev-parse", "HEAD") or None, "modified_tracked_files": None if status is None
+            else len(status.splitlines())}
+
+
+def _fmt(value, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def table(results: dict) -> str:
+    """A compact table of the headline numbers."""
+    rows: list[tuple[str, str, str]] = []
+    s = results.get("submission")
+    if s and "ours" in s:
+        o, b = s["ours"], s["bare"]
+        rows += [
+            ("submission", "accepted/s (no worker running)", f"{_fmt(o['accepted_per_s'])}"),
+            ("", "latency p50 / p99 / max ms", f"{_fmt(o['p50_ms'])} / {_fmt(o['p99_ms'])} / {_fmt(o['max_ms'])}"),
+            ("", "errors (non-202)", str(o["errors"])),
+            ("", "bare endpoint 202/s", f"{_fmt(b['accepted_per_s'])}  (p99 {_fmt(b['p99_ms'])} ms)"),
+            ("", "ours / bare", f"{_fmt(s['ours_fraction_of_bare'] * 100 if s['ours_fraction_of_bare'] else None)} %"),
+        ]
+    p = results.get("polling")
+    if p and "requests_per_s" in p:
+        rows += [("polling", "GET /jobs/{id} req/s", _fmt(p["requests_per_s"])),
+                 ("", "latency p50 / p99 ms", f"{_fmt(p['p50_ms'])} / {_fmt(p['p99_ms'])}"),
+                 ("", "errors", str(p["errors"]))]
+    e = results.get("e2e")
+    if e and "orders_per_s" in e:
+        c = e.get("completion", {})
+        rows += [(f"e2e ({e['orders']} @ {e['latency_ms']:g} ms)", "orders completed/s", _fmt(e["orders_per_s"])),
+                 ("", "accepted/s while submitting", _fmt(e["submission"]["accepted_per_s"])),
+                 ("", "submit->complete p50/p90/p99/max s",
+                  " / ".join(_fmt(c.get(k), 2) for k in ("p50_s", "p90_s", "p99_s", "max_s"))),
+                 ("", "errors; invariants", f"{e['errors']}; {'OK' if e['invariants']['ok'] else 'BROKEN'}")]
+    d = results.get("seed")
+    if d and "orders_per_s" in d:
+        rows += [(f"seed ({d['orders']} @ {d['latency_ms']:g} ms)", "orders/s", _fmt(d["orders_per_s"])),
+                 ("", "order latency p50 / p99 ms", f"{_fmt(d['p50_ms'])} / {_fmt(d['p99_ms'])}"),
+                 ("", "errors; units lost to races", f"{d['errors']}; {d['units_lost_to_get_put_races']}")]
+        if e and e.get("orders_per_s") and d.get("orders_per_s"):
+            rows.append(("", "speed-up (ours / seed orders/s)", f"{e['orders_per_s'] / d['orders_per_s']:.1f}x"))
+    sc = results.get("scaling")
+    if sc and "end_to_end" in sc:
+        for r in sc["end_to_end"]:
+            rows.append(("scaling" if r is sc["end_to_end"][0] else "",
+                         f"{r['workers']} worker(s) x {r['concurrency']} threads orders/s",
+                         f"{_fmt(r.get('orders_per_s'))}  (accepted {_fmt(r.get('accepted_per_s'))}/s, invariants "
+                         f"{'OK' if r['invariants']['ok'] else 'BROKEN'})"))
+        for r in sc["submission_with_workers_running"]:
+            rows.append(("", f"submit p99 @ catalog {r['catalog_latency_ms']:g} ms",
+                         f"{_fmt(r['p99_ms'])} ms  ({_fmt(r['accepted_per_s'])}/s, {r['errors']} errors)"))
+    m = results.get("memory")
+    if m and "api" in m:
+        for who in ("api", "workers"):
+            x = m[who]
+            keys = [k for k in x if k.startswith("after_")]
+            rows.append(("memory" if who == "api" else "", f"{who} RSS MB start/peak/end",
+                         f"{x['start_mb']} / {x['peak_mb']} / {x['end_mb']}"))
+            rows.append(("", f"{who} RSS MB " + " vs ".join(k.replace('after_', 'after ').replace('_mb', '')
+                                                          .replace('_', ' ') for k in keys),
+                         " vs ".join(_fmt(x[k]) for k in keys)))
+        rows.append(("", "orders/s; sweeper re-dispatches", f"{_fmt(m.get('orders_per_s'))}; "
+                                                                  f"{_fmt(m.get('sweeper_redispatched'))}"))
+        rows.append(("", "errors; invariants", f"{m['errors']}; {'OK' if m['invariants']['ok'] else 'BROKEN'}"))
+    for name, r in results.items():
+        if isinstance(r, dict) and "exception" in r:
+            rows.append((name, "FAILED", r["exception"].splitlines()[-1][:80]))
+    w0 = max((len(r[0]) for r in rows), default=0)
+    w1 = max((len(r[1]) for r in rows), default=0)
+    return "\n".join(f"{a:<{w0}}  {b:<{w1}}  {c}" for a, b, c in rows)
+
+
+def _exit_on_signal(signum, _frame) -> None:
+    """SIGTERM (and SIGINT, even when started in the background with it ignored) unwinds through
+    every `with Stack`, so the processes and the database the bench started are removed."""
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGINT, _exit_on_signal)
+    args = parser().parse_args(argv)
+    args.log_dir = args.log_dir or ROOT / "test-artifacts" / "bench" / time.strftime("%Y%m%d-%H%M%S")
+    started = time.time()
+    output = {
+        "meta": {
+            "command": shlex.join([python_command(), "-m", "bench.run", *(sys.argv[1:] if argv is None else argv)]),
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+            "python": platform.python_version(),
+            "cpus": psutil.cpu_count(),
+            "memory_gb": round(psutil.virtual_memory().total / 1024**3, 1),
+            "load_generator": "bench/loadgen.py (asyncio keep-alive HTTP/1.1, in the bench process)",
+            "git": git_state(),
+            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "logs": str(args.log_dir),
+        },
+        "scenarios": {},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    failed = False
+    for name in args.scenarios:
+        print(f"== {name} ...", flush=True)
+        scenario_started = time.monotonic()
+        try:
+            result = RUNNERS[name](args)
+        except Exception:  # noqa: BLE001 - report it and go on with the other scenarios
+            result = {"exception": traceback.format_exc(), "ok": False}
+            print(result["exception"], file=sys.stderr, flush=True)
+        result["seconds"] = round(time.monotonic() - scenario_started, 1)
+        result["stacks"] = [{"name": st.name, "workers": st.n_workers, "startup_s": getattr(st, "startup_seconds", None),
+                             "logs": str(st.log_dir)} for st in STACKS]
+        STACKS.clear()
+        result["command"] = reproduce_command(args, ["e2e", "seed"] if name == "seed" else [name],
+                                              args.out.with_name(f"{args.out.stem}-{name}.json"))
+        output["scenarios"][name] = result
+        failed |= not result.get("ok", False)
+        print(f"   {name}: {'ok' if result.get('ok') else 'NOT OK'} in {result['seconds']} s", flush=True)
+        output["meta"]["seconds"] = round(time.time() - started, 1)
+        args.out.write_text(json.dumps(output, indent=2))
+    e, d = output["scenarios"].get("e2e"), output["scenarios"].get("seed")
+    if e and d and e.get("orders_per_s") and d.get("orders_per_s"):
+        output["speed_up_vs_seed"] = {
+            "orders_per_s": round(e["orders_per_s"] / d["orders_per_s"], 2),
+            "p50_latency": round(d["p50_ms"] / 1000 / e["completion"]["p50_s"], 2) if e["completion"]["p50_s"] else None,
+            "p99_latency": round(d["p99_ms"] / 1000 / e["completion"]["p99_s"], 2) if e["completion"]["p99_s"] else None,
+        }
+    output["meta"]["seconds"] = round(time.time() - started, 1)
+    output["ok"] = not failed
+    args.out.write_text(json.dumps(output, indent=2))
+    print()
+    print(table(output["scenarios"]))
+    print(f"\n{len(args.scenarios)} scenario(s) in {output['meta']['seconds']} s; results in {args.out}")
+    if failed:
+        print("SOME SCENARIOS HAD ERRORS OR BROKEN INVARIANTS (see the JSON)", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

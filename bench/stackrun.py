@@ -1,0 +1,313 @@
+"""One benchmark stack: a fresh database, its own Redis, the reference peers, the API and workers.
+
+Every scenario of `bench.run` starts one of these (or several), drives it and
+stops it, so no scenario sees another's data, queue or warm caches. Processes
+come from `devstack.stack`, exactly as the tests and the chaos run start them.
+"""
+from __future__ import annotations
+
+import os
+import random
+import secrets
+import sys
+import time
+from functools import lru_cache
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psutil
+import requests
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from devstack import stack as procs
+from devstack.services import DEFAULT_DATABASE_URL
+
+ROOT = Path(__file__).resolve().parent.parent
+PRODUCTS = range(1, 101)
+STOCK = 10**7
+UNFINISHED = ("queued", "processing", "retrying")
+
+
+def order_items(index: int, seed: int) -> list[dict]:
+    """The two lines of order `index` (0-based): two different products of the 100, 1–3 units each."""
+    rng = random.Random(seed * 1_000_003 + index)
+    first, second = rng.sample(PRODUCTS, 2)
+    return [{"product_id": first, "quantity": rng.randint(1, 3)},
+            {"product_id": second, "quantity": rng.randint(1, 3)}]
+
+
+# The API checks bearer JWTs (HS256 with JWT_SECRET) and rate-limits per customer: the bench
+# runs it that way, as deployed, and every simulated customer sends its own token. The secret
+# is made per bench run; servers that do not check tokens ignore the header.
+JWT_SECRET = secrets.token_urlsafe(48)
+
+
+@lru_cache(maxsize=None)
+def auth_headers(customer_id: int) -> dict:
+    """The Authorization header of customer `customer_id` (none when PyJWT is not installed)."""
+    try:
+        import jwt
+    except ImportError:
+        return {}
+    token = jwt.encode({"sub": str(customer_id), "exp": int(time.time()) + 7 * 86400}, JWT_SECRET, algorithm="HS256")
+    return {"Authorization": f"Bearer {token}"}
+
+
+def customer_of(index: int) -> int:
+    """Order `index` belongs to customer index+1, whose cart holds the same two lines."""
+    return index + 1
+
+
+def gunicorn_argv(app: str, port: int, workers: int, threads: int) -> list[str]:
+    """The argv `devstack.stack.start_api` uses, for another WSGI app (cwd is the repo, so
+    ./gunicorn.conf.py applies to all of them alike)."""
+    return [str(procs.BIN / "gunicorn"), "-w", str(workers), "--threads", str(threads),
+            "-b", f"127.0.0.1:{port}", app]
+
+
+def tree_rss(proc: procs.Proc | None) -> int:
+    """Resident memory of a process and all its descendants, in bytes (0 when gone)."""
+    if proc is None or not proc.alive():
+        return 0
+    try:
+        root = psutil.Process(proc.popen.pid)
+        members = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    total = 0
+    for member in members:
+        try:
+            total += member.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+class Stack:
+    """Start with `start()`, always `stop()`; attributes hold the processes, URLs and an engine."""
+
+    def __init__(self, args, name: str, *, workers: int, carts: int, log_root: Path):
+        self.args, self.name, self.n_workers, self.n_carts = args, name, workers, carts
+        self.log_dir = log_root / name
+        self.procs: list[procs.Proc] = []
+        self.api: procs.Proc | None = None
+        self.workers: list[procs.Proc] = []
+        self.extra: list[procs.Proc] = []
+        self.engine = None
+        self.database_url: str | None = None
+
+    # -- life cycle ---------------------------------------------------------------------------
+    def start(self) -> "Stack":
+        started = time.monotonic()
+        self.base_url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+        redis_port, peers_port, self.api_port = procs.free_port(), procs.free_port(), procs.free_port()
+        self.peers_url = f"http://127.0.0.1:{peers_port}"
+        self.api_url = f"http://127.0.0.1:{self.api_port}"
+        env = {
+            **os.environ,
+            "CELERY_BROKER_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "CATALOG_URL": self.peers_url, "CART_URL": self.peers_url,
+            "REFPEERS_SEED": "empty", "PYTHONUNBUFFERED": "1",
+            "ACCESS_LOG": "true" if self.args.access_log else "false",
+            "WEB_WORKERS": str(self.args.web_workers), "WEB_THREADS": str(self.args.web_threads),
+            "WORKER_CONCURRENCY": str(self.args.concurrency),
+            "JWT_SECRET": JWT_SECRET,
+        }
+        with ThreadPoolExecutor(3) as pool:
+            database = pool.submit(procs.create_database, self.base_url)
+            redis = pool.submit(procs.start_redis, redis_port, self.log_dir)
+            peers = pool.submit(procs.start_peers, peers_port, env, self.log_dir)
+            self.database_url = database.result()
+            self.redis = redis.result()
+            self.procs.append(self.redis)
+            self.peers = peers.result()
+            self.procs.append(self.peers)
+        self.env = {**env, "DATABASE_URL": self.database_url}
+        self.reset_peers()
+        with ThreadPoolExecutor(1 + self.n_workers) as pool:
+            api = pool.submit(procs.start_api, self.api_port, self.env, self.log_dir,
+                              self.args.web_workers, self.args.web_threads)
+            workers = [pool.submit(procs.start_worker, f"worker{i}", self.env, self.log_dir, self.args.concurrency)
+                       for i in range(1, self.n_workers + 1)]
+            # Collect every start, so that one failing does not leave the others unstopped.
+            for future in [api, *workers]:
+                try:
+                    proc = future.result()
+                except Exception:
+                    continue
+                self.procs.append(proc)
+                if future is api:
+                    self.api = proc
+                else:
+                    self.workers.append(proc)
+            api.result()
+            for future in workers:
+                future.result()
+        self.engine = create_engine(self.database_url, pool_size=2, max_overflow=2)
+        self.startup_seconds = round(time.monotonic() - started, 1)
+        return self
+
+    def stop(self) -> None:
+        """Tear down: SIGKILL to each process group (nothing here needs a graceful exit, and a
+        graceful one costs seconds per process), then drop the database."""
+        for proc in reversed(self.extra + self.procs):
+            try:
+                proc.kill()
+            except Exception:  # noqa: BLE001 - keep stopping the rest
+                pass
+        if self.engine is not None:
+            self.engine.dispose()
+        if self.database_url:
+            procs.drop_database(self.base_url, self.database_url)
+
+    def __enter__(self) -> "Stack":
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- parts ----------------------------------------------------------------------------------
+    def reset_peers(self) -> None:
+        """100 products of ample stock, carts for customers 1..n_carts holding their orders' lines."""
+        body = {
+            "products": [{"id": p, "name": f"Product {p}", "price": 2.5, "quantity": STOCK} for p in PRODUCTS],
+            "carts": [{"customer_id": customer_of(i), "status": "Open", "items": order_items(i, self.args.seed)}
+                      for i in range(self.n_carts)],
+        }
+        requests.post(f"{self.peers_url}/admin/reset", json=body, timeout=60).raise_for_status()
+
+    def set_latency(self, latency_ms: float) -> None:
+        requests.put(f"{self.peers_url}/admin/faults", json={"latency_ms": latency_ms}, timeout=10).raise_for_status()
+
+    def peers_state(self) -> dict:
+        return requests.get(f"{self.peers_url}/admin/state", timeout=60).json()
+
+    def peers_stats(self) -> dict:
+        return requests.get(f"{self.peers_url}/admin/stats", timeout=60).json()
+
+    def stop_workers(self) -> None:
+        """Take the workers away (SIGKILL: unacknowledged messages stay in Redis)."""
+        for worker in self.workers:
+            worker.kill()
+
+    def stop_api(self) -> None:
+        if self.api is not None:
+            self.api.kill()
+
+    def start_app(self, name: str, app: str, env_extra: dict | None = None) -> tuple[procs.Proc, int, list[str]]:
+        """Another WSGI app under the API's gunicorn flags; (process, port, argv)."""
+        port = procs.free_port()
+        argv = gunicorn_argv(app, port, self.args.web_workers, self.args.web_threads)
+        proc = procs.Proc(name, argv, {**self.env, **(env_extra or {})}, self.log_dir)
+        self.extra.append(proc)
+        proc.wait_for_http(f"http://127.0.0.1:{port}/healthz")
+        return proc, port, argv
+
+    def libpq_dsn(self) -> str:
+        """The database as a libpq URL (for psycopg2 without SQLAlchemy)."""
+        return make_url(self.database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+    # -- database -------------------------------------------------------------------------------
+    def scalar(self, sql: str, **params):
+        with self.engine.connect() as connection:
+            return connection.execute(text(sql), params).scalar()
+
+    def rows(self, sql: str, **params) -> list:
+        with self.engine.connect() as connection:
+            return connection.execute(text(sql), params).all()
+
+    def wait_until_settled(self, expected_jobs: int, timeout: float, progress=None) -> dict:
+        """Wait until `expected_jobs` jobs exist and none is unfinished; gives up after `timeout`
+        seconds or 120 s without any job finishing."""
+        started = time.monotonic()
+        last_change, last_unfinished = started, None
+        while True:
+            total, unfinished = self.rows(
+                "SELECT count(*), count(*) FILTER (WHERE status IN ('queued','processing','retrying')) FROM jobs")[0]
+            if progress is not None:
+                progress(total - unfinished)
+            now = time.monotonic()
+            if total >= expected_jobs and unfinished == 0:
+                return {"settled": True, "seconds": round(now - started, 2)}
+            if unfinished != last_unfinished:
+                last_change, last_unfinished = now, unfinished
+            if now - started > timeout or now - last_change > 120:
+                return {"settled": False, "seconds": round(now - started, 2), "unfinished": unfinished,
+                        "jobs": total}
+            time.sleep(0.2)
+
+
+def python_command() -> str:
+    """How to call this interpreter in a reproducible command line."""
+    exe = Path(sys.executable)
+    try:
+        return str(exe.relative_to(ROOT)) if exe.is_relative_to(ROOT) else str(exe)
+    except ValueError:
+        return str(exe)
+
+
+class CpuMeter:
+    """How busy the machine was during a measurement, and how much of that was not us.
+
+    This machine may be shared (other test runs, other benchmarks): `others_cores`
+    is the system's busy CPU minus what the stack's processes, their PostgreSQL
+    backends and this process used, averaged over the window, in cores.
+    """
+
+    def __init__(self, stack: Stack):
+        self.stack = stack
+
+    def _ours(self) -> dict[int, float]:
+        pids = {os.getpid()}
+        for proc in self.stack.procs + self.stack.extra:
+            if proc.alive():
+                try:
+                    root = psutil.Process(proc.popen.pid)
+                    pids.add(root.pid)
+                    pids.update(child.pid for child in root.children(recursive=True))
+                except psutil.NoSuchProcess:
+                    pass
+        database = make_url(self.stack.database_url).database
+        for process in psutil.process_iter(["cmdline"]):
+            cmdline = " ".join(process.info["cmdline"] or [])
+            if cmdline.startswith("postgres:") and f" {database} " in f"{cmdline} ":
+                pids.add(process.pid)
+        times = {}
+        for pid in pids:
+            try:
+                cpu = psutil.Process(pid).cpu_times()
+                times[pid] = cpu.user + cpu.system
+            except psutil.NoSuchProcess:
+                pass
+        return times
+
+    @staticmethod
+    def _busy() -> float:
+        cpu = psutil.cpu_times()
+        return cpu.user + cpu.nice + cpu.system + getattr(cpu, "irq", 0) + getattr(cpu, "softirq", 0) \
+            + getattr(cpu, "steal", 0)
+
+    def __enter__(self) -> "CpuMeter":
+        self.started = time.monotonic()
+        self.busy0 = self._busy()
+        self.ours0 = self._ours()
+        self.load0 = os.getloadavg()[0]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        ours1 = self._ours()
+        ours = sum(ours1[pid] - self.ours0.get(pid, 0.0) for pid in ours1)
+        busy = self._busy() - self.busy0
+        self.result = {
+            "machine_busy_cores": round(busy / elapsed, 2),
+            "ours_cores": round(ours / elapsed, 2),
+            "others_cores": round(max(0.0, busy - ours) / elapsed, 2),
+            "load_avg_1m_before": round(self.load0, 2),
+            "cpus": psutil.cpu_count(),
+        }

@@ -25,8 +25,9 @@ EMBEDDED_REDIS_PORT = 6389
 def answers(url: str, default_port: int) -> bool:
     """Whether something accepts TCP connections at the URL's host and port."""
     parsed = urlparse(url)
-    if not parsed.hostname:
-        return Path(parsed.query.partition("host=")[2] or "/nonexistent").exists()
+    if not parsed.hostname:  # a Unix socket directory, as the embedded PostgreSQL uses
+        socket_dir = Path(parsed.query.partition("host=")[2] or "/nonexistent")
+        return any(socket_dir.glob(".s.PGSQL.*"))
     try:
         with socket.create_connection((parsed.hostname, parsed.port or default_port), timeout=1):
             return True
@@ -38,6 +39,7 @@ def embedded_postgres() -> str:
     """Start (or reuse) the PostgreSQL under .data/pg and return its URL."""
     import pgserver
 
+    DATA.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(str(DATA / "pg"), cleanup_mode=None)
     server.psql("SELECT 1;")
     return f"postgresql+psycopg2://postgres@/postgres?host={DATA / 'pg'}"

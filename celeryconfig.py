@@ -36,7 +36,7 @@ task_time_limit = _settings.task_time_limit
 
 # Peer calls are I/O: threads give many concurrent orders per process cheaply.
 worker_pool = os.environ.get("WORKER_POOL", "threads")
-worker_concurrency = int(os.environ.get("WORKER_CONCURRENCY", "16"))
+worker_concurrency = _settings.worker_concurrency
 
 worker_send_task_events = True
 task_send_sent_event = True

@@ -68,6 +68,7 @@ class Settings:
     task_time_limit: float = 150.0
     visibility_timeout: float = 3600.0
     db_pool_size: int = 10
+    worker_concurrency: int = 16
     log_level: str = "INFO"
     auth_disabled: bool = False
     jwt_secret: str | None = None
@@ -103,6 +104,7 @@ class Settings:
             task_time_limit=_number(env, "TASK_TIME_LIMIT_SECONDS", 150.0, minimum=1),
             visibility_timeout=_number(env, "BROKER_VISIBILITY_TIMEOUT_SECONDS", 3600.0, minimum=10),
             db_pool_size=_number(env, "DB_POOL_SIZE", 10, int, minimum=1),
+            worker_concurrency=_number(env, "WORKER_CONCURRENCY", 16, int, minimum=1),
             log_level=_text(env, "LOG_LEVEL", "INFO").upper(),
             auth_disabled=_flag(env, "AUTH_DISABLED", False),
             jwt_secret=_text(env, "JWT_SECRET"),

@@ -78,7 +78,8 @@ class Job(Base, Timestamps):
     # When the sweeper should consider the job overdue and dispatch it again.
     next_run_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
-    order: Mapped[Order | None] = relationship(lazy="selectin", viewonly=True, foreign_keys="Order.job_id")
+    # Loaded only when asked for (the job's answer): the worker reads jobs many times per order.
+    order: Mapped[Order | None] = relationship(lazy="select", viewonly=True, foreign_keys="Order.job_id")
 
     @property
     def order_id(self) -> int | None:

@@ -23,7 +23,9 @@ class WorkerRuntime:
     def __init__(self, settings: Settings):
         self.settings = settings
         catalog_url, cart_url = settings.require_peers()
-        self.db = Database(settings.database_url, pool_size=settings.db_pool_size)
+        # Each running task holds a lock connection and a session's: two per thread, plus the sweeper.
+        self.db = Database(settings.database_url,
+                           pool_size=max(settings.db_pool_size, 2 * settings.worker_concurrency + 2))
         self.catalog = Catalog(PeerHttp("catalog", catalog_url, settings.peer_timeout, settings.peer_pool_size))
         self.carts = Carts(PeerHttp("cart", cart_url, settings.peer_timeout, settings.peer_pool_size))
         self.policy = RetryPolicy(settings.max_attempts, settings.retry_backoff_base, settings.retry_backoff_max)

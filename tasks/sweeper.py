@@ -16,8 +16,9 @@ from datetime import timedelta
 from sqlalchemy import func, or_, select
 
 from models.db import Database
-from models.jobs import CART_PENDING, COMPLETED, UNFINISHED, Job
+from models.jobs import CART_PENDING, COMPLETED, QUEUED, UNFINISHED, Job
 from placement.locks import SWEEPER_LOCK_KEY, Locks, job_key
+from tasks import app
 from tasks.dispatch import enqueue
 
 log = logging.getLogger(__name__)
@@ -25,8 +26,25 @@ log = logging.getLogger(__name__)
 BATCH = 500
 
 
+def broker_backlog() -> int | None:
+    """Messages waiting in the order queue, or None when the broker cannot say (down, unknown)."""
+    try:
+        with app.connection_for_read() as connection:
+            return connection.default_channel.queue_declare(queue=app.conf.task_default_queue,
+                                                            passive=True).message_count
+    except Exception:
+        return None
+
+
 def sweep(db: Database, dispatch_deadline: float) -> int:
-    """Dispatch every overdue job that nobody is running; returns how many were sent."""
+    """Dispatch every overdue job that nobody is running; returns how many were sent.
+
+    A queued job whose deadline passed while messages still wait in the queue is
+    most likely among them: it is left alone until the queue has drained, so a
+    long backlog is not doubled by wake-ups that were never lost.
+    """
+    backlog = broker_backlog()
+    waiting = UNFINISHED if not backlog else tuple(s for s in UNFINISHED if s != QUEUED)
     with Locks.open(db.engine, wait_seconds=1) as locks:
         if not locks.try_acquire(SWEEPER_LOCK_KEY):
             return 0
@@ -34,7 +52,7 @@ def sweep(db: Database, dispatch_deadline: float) -> int:
             overdue = session.scalars(
                 select(Job.id).where(
                     or_(
-                        Job.status.in_(UNFINISHED) & (Job.next_run_at < func.now()),
+                        Job.status.in_(waiting) & (Job.next_run_at < func.now()),
                         (Job.status == COMPLETED) & (Job.cart_status == CART_PENDING)
                         & (Job.updated_at < func.now() - timedelta(seconds=dispatch_deadline)),
                     )

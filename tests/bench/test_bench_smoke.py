@@ -20,15 +20,15 @@ def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(420)
 def test_every_scenario_reports_numbers_without_errors(tmp_path):
     out = tmp_path / "bench.json"
     argv = [sys.executable, "-m", "bench.run",
-            "--duration", "2", "--warmup", "0.3", "--poll-jobs", "50", "--orders", "100",
-            "--scaling-orders", "100", "--scaling-workers", "1", "--scaling-latencies", "0,50",
-            "--scaling-duration", "1.5", "--memory-orders", "300", "--settle-timeout", "120",
+            "--duration", "2", "--warmup", "0.3", "--poll-jobs", "30", "--orders", "60",
+            "--scaling-orders", "60", "--scaling-workers", "1", "--scaling-latencies", "0,50",
+            "--scaling-duration", "1.5", "--memory-orders", "150", "--settle-timeout", "120",
             "--out", str(out), "--log-dir", str(tmp_path / "logs")]
-    run = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=230)
+    run = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=400)
     assert out.exists(), run.stdout[-3000:] + run.stderr[-3000:]
     report = json.loads(out.read_text())
     scenarios = report["scenarios"]
@@ -49,10 +49,10 @@ def test_every_scenario_reports_numbers_without_errors(tmp_path):
     assert submission["ours"]["jobs_in_database"] >= submission["ours"]["statuses"]["202"]
 
     polling = scenarios["polling"]
-    assert polling["requests_per_s"] > 0 and _number(polling["p99_ms"]) and polling["job_ids"] == 50
+    assert polling["requests_per_s"] > 0 and _number(polling["p99_ms"]) and polling["job_ids"] == 30
 
     e2e = scenarios["e2e"]
-    assert e2e["completed"] == 100 and e2e["orders_per_s"] > 0
+    assert e2e["completed"] == 60 and e2e["orders_per_s"] > 0
     assert all(_number(e2e["completion"][k]) for k in ("p50_s", "p90_s", "p99_s", "max_s"))
     assert e2e["invariants"]["ok"], e2e["invariants"]
     assert e2e["invariants"]["non_completed_jobs"] == 0
@@ -60,7 +60,7 @@ def test_every_scenario_reports_numbers_without_errors(tmp_path):
 
     seed = scenarios["seed"]
     assert seed["orders_per_s"] > 0 and _number(seed["p50_ms"]) and _number(seed["p99_ms"])
-    assert seed["orders_in_database"] == 100
+    assert seed["orders_in_database"] == 60
     assert _number(report["speed_up_vs_seed"]["orders_per_s"])
 
     scaling = scenarios["scaling"]

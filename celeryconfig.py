@@ -1,9 +1,15 @@
 """Celery's configuration, read from the same environment as everything else.
 
 Delivery is at-least-once and the worker is built for it: late acks, redelivery
-when a worker dies, one message prefetched at a time, JSON only, and every wait
-(retry countdown, time limit) shorter than Redis's visibility timeout so a
-waiting retry is never redelivered as a duplicate (settings.py checks this).
+when a worker dies, one message prefetched at a time, JSON only. The broker is
+Redis or RabbitMQ, chosen by CELERY_BROKER_URL alone:
+
+* Redis: every wait (retry countdown, time limit) is shorter than the visibility
+  timeout, so a waiting retry is never redelivered as a duplicate (settings.py checks this).
+* RabbitMQ: a durable quorum queue (on disk, replicated in a cluster),
+  publisher confirms (a publish returns only once the broker has the message),
+  and a topic exchange, which Celery's native delayed delivery needs: a countdown
+  waits in the broker's delay queues instead of unacked in a worker's memory.
 """
 import os
 
@@ -13,11 +19,18 @@ _settings = get_settings()
 
 broker_url = _settings.broker_url
 broker_connection_retry_on_startup = True
-broker_transport_options = {
-    "visibility_timeout": _settings.visibility_timeout,
-    "socket_connect_timeout": 2,
-    "socket_timeout": 5,
-}
+if _settings.broker_is_redis:
+    broker_transport_options = {
+        "visibility_timeout": _settings.visibility_timeout,
+        "socket_connect_timeout": 2,
+        "socket_timeout": 5,
+    }
+else:
+    broker_connection_timeout = 2
+    broker_transport_options = {"confirm_publish": True}
+    task_default_queue_type = "quorum"
+    task_default_exchange_type = "topic"
+    worker_detect_quorum_queues = True
 # A publish that cannot reach the broker gives up fast: the job is already in PostgreSQL
 # and the sweeper dispatches it once the broker is back.
 task_publish_retry = True

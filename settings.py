@@ -9,6 +9,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import lru_cache
+from urllib.parse import urlparse
+
+# CELERY_BROKER_URL schemes of Redis; anything else (amqp://, pyamqp://) is RabbitMQ (README, 'Choosing a broker').
+REDIS_SCHEMES = frozenset({"redis", "rediss", "redis+socket"})
 
 
 class ConfigError(RuntimeError):
@@ -122,10 +126,19 @@ class Settings:
         settings.check_delivery_windows()
         return settings
 
+    @property
+    def broker_is_redis(self) -> bool:
+        """True for Redis, False for RabbitMQ: Celery's options and the Redis-only checks depend on it."""
+        return urlparse(self.broker_url).scheme in REDIS_SCHEMES
+
     def check_delivery_windows(self) -> None:
-        """Redis redelivers any message unacked for `visibility_timeout`; every wait must be shorter."""
+        """Redis redelivers any message unacked for `visibility_timeout`; every wait must be shorter.
+
+        RabbitMQ has no visibility timeout (an unacked message comes back only when its
+        consumer's channel closes), so that check applies to Redis alone.
+        """
         longest = max(self.retry_backoff_max, self.task_time_limit, self.dispatch_deadline)
-        if longest >= self.visibility_timeout:
+        if self.broker_is_redis and longest >= self.visibility_timeout:
             raise ConfigError(
                 "BROKER_VISIBILITY_TIMEOUT_SECONDS must exceed the task time limit, the retry "
                 "backoff cap and the dispatch deadline, or Redis redelivers waiting tasks as duplicates"

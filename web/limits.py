@@ -14,7 +14,7 @@ from flask_smorest import abort
 from sqlalchemy import func, select
 
 from models.jobs import UNFINISHED, Job
-from settings import Settings
+from settings import ConfigError, Settings
 
 
 def _client_key() -> str:
@@ -27,11 +27,21 @@ def _client_key() -> str:
 limiter = Limiter(key_func=_client_key)
 
 
+def _storage(settings: Settings) -> str:
+    """The limiter's Redis: RATE_LIMIT_STORAGE_URI, else the broker when the broker is Redis."""
+    if settings.rate_limit_storage:
+        return settings.rate_limit_storage
+    if settings.broker_is_redis:
+        return settings.broker_url
+    raise ConfigError("RATE_LIMIT_STORAGE_URI is not set; with RabbitMQ as the broker the rate limiter "
+                      "needs a Redis URL of its own (e.g. redis://redis:6379/0)")
+
+
 def init_app(app: Flask, settings: Settings, exempt_blueprints=()) -> None:
     """Apply the default limit to every route but the exempt blueprints."""
     app.config.update(
         RATELIMIT_DEFAULT=settings.rate_limit,
-        RATELIMIT_STORAGE_URI=settings.rate_limit_storage or settings.broker_url,
+        RATELIMIT_STORAGE_URI=_storage(settings),
         RATELIMIT_HEADERS_ENABLED=True,
         RATELIMIT_SWALLOW_ERRORS=True,
         RATELIMIT_KEY_PREFIX="orders-ratelimit",

@@ -41,3 +41,11 @@ def test_the_api_needs_a_token_key_unless_auth_is_switched_off_explicitly():
         Settings.from_env({**BASE, "JWT_SECRET": "short"}).require_auth()
     Settings.from_env({**BASE, "JWT_SECRET": "s" * 32}).require_auth()
     Settings.from_env({**BASE, "AUTH_DISABLED": "true"}).require_auth()
+
+
+def test_the_visibility_timeout_only_binds_a_redis_broker():
+    waits = {"BROKER_VISIBILITY_TIMEOUT_SECONDS": "100", "TASK_TIME_LIMIT_SECONDS": "150"}
+    for url in ("amqp://guest:guest@rabbit:5672/orders", "pyamqp://rabbit//"):
+        settings = Settings.from_env({**BASE, **waits, "CELERY_BROKER_URL": url})
+        assert not settings.broker_is_redis
+    assert Settings.from_env(BASE).broker_is_redis

@@ -1,10 +1,11 @@
-"""The chaos run: many clients, misbehaving peers, killed workers, a Redis restart, then every invariant checked.
+"""The chaos run: many clients, misbehaving peers, killed workers, a broker outage, then every invariant checked.
 
-    python -m bench.chaos                      # full run: 2,000 orders, 32 clients
-    python -m bench.chaos --orders 300 --quick # the shortened form CI runs
+    python -m bench.chaos                      # full run: 2,000 orders, 32 clients, Redis
+    python -m bench.chaos --broker rabbitmq    # the same against RabbitMQ (a vhost of its own)
 
-It starts its own stack (a fresh database, its own Redis, the reference peers,
-the API under gunicorn and two worker processes), drives it, heals the faults,
+It starts its own stack (a fresh database, its own broker — a Redis restarted
+without persistence, or a RabbitMQ vhost whose connections are cut — the
+reference peers, the API under gunicorn and two worker processes), drives it, heals the faults,
 waits for every job to end and checks the invariants from PostgreSQL and the
 peers' own state. Exit status 0 only when no invariant is broken.
 """
@@ -25,6 +26,7 @@ import requests
 from sqlalchemy import create_engine, text
 
 from devstack import stack as procs
+from devstack.brokers import BROKERS, start_broker
 from devstack.services import DEFAULT_DATABASE_URL
 from devstack.tokens import TEST_JWT_SECRET, token
 
@@ -58,17 +60,17 @@ class Run:
         self.cancel_answers: dict[int, set] = {}
         self.lock = threading.Lock()
         self.procs: list[procs.Proc] = []
+        self.broker = self.database_url = None
 
     # -- the stack -------------------------------------------------------------------------
     def start(self) -> None:
         base = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
         self.base_url = base
         self.database_url = procs.create_database(base)
-        redis_port, peers_port, api_port = procs.free_port(), procs.free_port(), procs.free_port()
-        self.redis = procs.start_redis(redis_port, self.log_dir)
+        peers_port, api_port = procs.free_port(), procs.free_port()
+        self.broker = start_broker(self.args.broker, self.log_dir)
         self.env = {
-            **os.environ, "DATABASE_URL": self.database_url,
-            "CELERY_BROKER_URL": f"redis://127.0.0.1:{redis_port}/0",
+            **os.environ, **self.broker.env, "DATABASE_URL": self.database_url,
             "CATALOG_URL": f"http://127.0.0.1:{peers_port}", "CART_URL": f"http://127.0.0.1:{peers_port}",
             "PEER_TIMEOUT_SECONDS": "1", "JOB_MAX_ATTEMPTS": "8", "RETRY_BACKOFF_BASE_SECONDS": "0.2",
             "RETRY_BACKOFF_MAX_SECONDS": "2", "DISPATCH_DEADLINE_SECONDS": "5", "SWEEP_INTERVAL_SECONDS": "1",
@@ -78,11 +80,15 @@ class Run:
         self.auth = {"Authorization": f"Bearer {token()}"}
         self.peers_url = self.env["CATALOG_URL"]
         self.peers = procs.start_peers(peers_port, self.env, self.log_dir)
+        self.procs.append(self.peers)
         self.api = procs.start_api(api_port, self.env, self.log_dir)
+        self.procs.append(self.api)
         self.api_url = f"http://127.0.0.1:{api_port}"
-        self.workers = [procs.start_worker(f"worker{i}", self.env, self.log_dir, concurrency=self.args.concurrency)
-                        for i in range(1, self.args.workers + 1)]
-        self.procs = [self.redis, self.peers, self.api, *self.workers]
+        self.workers = []
+        for i in range(1, self.args.workers + 1):
+            self.workers.append(procs.start_worker(f"worker{i}", self.env, self.log_dir,
+                                                   concurrency=self.args.concurrency))
+            self.procs.append(self.workers[-1])
         self.initial = _catalog(self.args.hot_stock)
         carts = _carts(self.rng)
         self.carts = {c["customer_id"]: c for c in carts}
@@ -90,9 +96,13 @@ class Run:
                       timeout=10).raise_for_status()
 
     def stop(self) -> None:
+        """Stop whatever `start` got to start, the broker (a RabbitMQ vhost) and the database included."""
         for proc in reversed(self.procs):
             proc.stop()
-        procs.drop_database(self.base_url, self.database_url)
+        if self.broker is not None:
+            self.broker.stop()
+        if self.database_url is not None:
+            procs.drop_database(self.base_url, self.database_url)
 
     def set_faults(self, **faults) -> None:
         requests.put(f"{self.peers_url}/admin/faults", json=faults, timeout=10).raise_for_status()
@@ -141,7 +151,7 @@ class Run:
                 self.cancel_answers.setdefault(order_id, set()).add((response.status_code, response.json().get("job_id")))
 
     def _chaos(self, stop: threading.Event) -> None:
-        kills, redis_restarts = 0, 0
+        kills, outages = 0, 0
         pause = self.args.chaos_interval
         while not stop.wait(pause):
             if kills < self.args.kills:
@@ -151,13 +161,11 @@ class Run:
                 kills += 1
                 victim.start()
                 victim.wait_for_log("ready.", timeout=60)
-            elif redis_restarts < self.args.redis_restarts:
-                self.redis.kill()
-                self.faults["redis_restart"] += 1
-                redis_restarts += 1
-                time.sleep(1)
-                self.redis.start()
-                self.redis.wait_for_log("Ready to accept connections", timeout=20)
+            elif outages < self.args.broker_outages:
+                with self.broker.outage():
+                    self.faults["broker_outage"] += 1
+                    outages += 1
+                    time.sleep(1)
 
     def drive(self) -> float:
         self.set_faults(error_rate=0.10, put_apply_then_error_rate=0.05, hang_rate=0.02, hang_seconds=1.5,
@@ -171,7 +179,7 @@ class Run:
             list(pool.map(self._cancel, self._orders_to_cancel()))
         # Keep the chaos going until every planned fault has happened.
         while chaos.is_alive() and (self.faults["worker_sigkill"] < self.args.kills
-                                    or self.faults["redis_restart"] < self.args.redis_restarts):
+                                    or self.faults["broker_outage"] < self.args.broker_outages):
             time.sleep(0.2)
         stop.set()
         chaos.join()
@@ -279,8 +287,8 @@ VIOLATIONS = ("jobs_stuck", "duplicate_orders", "idempotency_keys_with_other_job
 def run(args) -> dict:
     """Start, drive, settle, check, stop; returns the report."""
     chaos = Run(args)
-    chaos.start()
     try:
+        chaos.start()
         load_seconds = chaos.drive()
         engine = create_engine(chaos.database_url)
         settle_seconds = chaos.wait_for_all(engine)
@@ -302,7 +310,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--concurrency", type=int, default=8, help="threads per worker")
     p.add_argument("--kills", type=int, default=3, help="worker SIGKILLs")
-    p.add_argument("--redis-restarts", type=int, default=1)
+    p.add_argument("--broker", choices=BROKERS, default="redis")
+    p.add_argument("--broker-outages", type=int, default=1, help="Redis restarts, or RabbitMQ connections cut")
     p.add_argument("--cancels", type=int, default=50, help="orders cancelled (each asked twice) while faults are on")
     p.add_argument("--hot-stock", type=int, default=600, help="units of each of the 5 hot products")
     p.add_argument("--chaos-interval", type=float, default=6.0, help="seconds between faults")

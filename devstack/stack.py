@@ -32,13 +32,14 @@ FAST_CLOCKS = {
 }
 
 
-def local_env(database_url: str, redis_port: int, peers_port: int, jwt_secret: str, **extra) -> dict:
-    """The environment of a local test stack: this database, this Redis, these peers, fast clocks."""
+def local_env(database_url: str, broker_env: dict, peers_port: int, jwt_secret: str, **extra) -> dict:
+    """The environment of a local test stack: this database, this broker (`devstack.brokers`), these
+    peers, fast clocks."""
     return {
         **os.environ,
         **FAST_CLOCKS,
+        **broker_env,
         "DATABASE_URL": database_url,
-        "CELERY_BROKER_URL": f"redis://127.0.0.1:{redis_port}/0",
         "CATALOG_URL": f"http://127.0.0.1:{peers_port}",
         "CART_URL": f"http://127.0.0.1:{peers_port}",
         "REFPEERS_SEED": "demo",

@@ -1,6 +1,30 @@
 """Fixtures shared by every test layer."""
 import os
 
+from devstack.brokers import BROKERS
+
 # Unit tests build Settings from explicit dicts; these only satisfy imports that read the environment.
 os.environ.setdefault("DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--broker", action="append", choices=BROKERS,
+                     help="run the live-stack tests against this broker only (repeatable; default: each of "
+                          f"{', '.join(BROKERS)})")
+
+
+def pytest_generate_tests(metafunc):
+    """Tests on a live stack run once per broker.
+
+    `broker_kind` (the shared stack of tests/integration) has session scope: pytest
+    runs all tests of one broker, then tears that stack down before starting the
+    next. `own_broker_kind` (a test that starts a stack of its own, the chaos run)
+    has function scope, so such tests run first, before any shared stack holds
+    PostgreSQL connections.
+    """
+    kinds = metafunc.config.getoption("broker") or BROKERS
+    if "broker_kind" in metafunc.fixturenames:
+        metafunc.parametrize("broker_kind", kinds, scope="session")
+    if "own_broker_kind" in metafunc.fixturenames:
+        metafunc.parametrize("own_broker_kind", kinds)

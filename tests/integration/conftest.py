@@ -1,11 +1,15 @@
-"""The real stack for integration tests: PostgreSQL, a Redis of our own, the reference
+"""The real stack for integration tests: PostgreSQL, a broker of our own, the reference
 peers, a `celery worker` process and the API under gunicorn, all as subprocesses.
 
+The whole stack is started once per broker (Redis, then RabbitMQ; see
+`broker_kind` in tests/conftest.py), so every test here runs against both.
 Each test starts from empty tables and the peers' demo data with no faults.
 """
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,12 +18,12 @@ import requests
 from sqlalchemy import create_engine, text
 
 from devstack import stack as procs
+from devstack.brokers import start_broker
 from devstack.services import DEFAULT_DATABASE_URL
 from devstack.tokens import TEST_JWT_SECRET, token
 
 ROOT = Path(__file__).resolve().parents[2]
 LOGS = ROOT / "test-artifacts" / "logs"
-
 
 
 class Peers:
@@ -90,18 +94,25 @@ class Api:
 
 
 @pytest.fixture(scope="session")
-def stack_env():
+def broker(broker_kind):
+    """This session's own broker (a Redis, or a RabbitMQ vhost), removed at the end even after failures."""
+    handle = start_broker(broker_kind, LOGS)
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(scope="session")
+def stack_env(broker):
     base = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
     database_url = procs.create_database(base)
-    redis_port, peers_port = procs.free_port(), procs.free_port()
-    redis = procs.start_redis(redis_port, LOGS)
-    env = procs.local_env(database_url, redis_port, peers_port, TEST_JWT_SECRET,
-                         WORKER_METRICS_PORT=str(procs.free_port()))
+    peers_port = procs.free_port()
+    env = procs.local_env(database_url, broker.env, peers_port, TEST_JWT_SECRET,
+                          WORKER_METRICS_PORT=str(procs.free_port()))
     peers = procs.start_peers(peers_port, env, LOGS)
-    yield {"env": env, "redis": redis, "peers": peers, "peers_url": env["CATALOG_URL"], "database_url": database_url,
+    yield {"env": env, "broker": broker, "peers": peers, "peers_url": env["CATALOG_URL"],
+           "database_url": database_url,
            "worker_metrics_url": f"http://127.0.0.1:{env['WORKER_METRICS_PORT']}/metrics"}
     peers.stop()
-    redis.stop()
     procs.drop_database(base, database_url)
 
 
@@ -125,6 +136,18 @@ def engine(stack_env, api_server):
     engine = create_engine(stack_env["database_url"])
     yield engine
     engine.dispose()
+
+
+@pytest.fixture()
+def publish(stack_env):
+    """Send wake-ups for a job exactly as the service does (`tasks.dispatch.enqueue`, the service's
+    Celery configuration), from a process on the stack's environment: its broker, not the test's."""
+    def send(job_id: str, times: int = 1, countdown: float = 0) -> None:
+        code = ("import sys, uuid; from tasks.dispatch import enqueue; job = uuid.UUID(sys.argv[1]); "
+                "sys.exit(not all([enqueue(job, float(sys.argv[3]) or None) for _ in range(int(sys.argv[2]))]))")
+        subprocess.run([sys.executable, "-c", code, job_id, str(times), str(countdown)], env=stack_env["env"],
+                       cwd=ROOT, check=True, timeout=60)
+    return send
 
 
 @pytest.fixture()

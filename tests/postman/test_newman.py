@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from devstack import stack as procs
+from devstack.brokers import RedisBroker
 from devstack.services import DEFAULT_DATABASE_URL
 from devstack.tokens import TEST_JWT_SECRET, token
 
@@ -30,7 +31,7 @@ ARTIFACTS = ROOT / "test-artifacts"
 LOGS = ARTIFACTS / "logs" / "newman"
 REPORT = ARTIFACTS / "newman.json"
 
-MIN_ASSERTIONS = 20
+MIN_ASSERTIONS = 170
 
 
 
@@ -59,10 +60,11 @@ def live_api(newman) -> str:
     with contextlib.ExitStack() as cleanup:
         database_url = procs.create_database(base)
         cleanup.callback(procs.drop_database, base, database_url)
-        redis_port, peers_port, api_port = procs.free_port(), procs.free_port(), procs.free_port()
-        env = procs.local_env(database_url, redis_port, peers_port, TEST_JWT_SECRET)
+        peers_port, api_port = procs.free_port(), procs.free_port()
         # Each process is stopped even when a later one fails to start (callbacks run last-in, first-out).
-        cleanup.callback(procs.start_redis(redis_port, LOGS).stop)
+        broker = RedisBroker(LOGS)
+        cleanup.callback(broker.stop)
+        env = procs.local_env(database_url, broker.env, peers_port, TEST_JWT_SECRET)
         cleanup.callback(procs.start_peers(peers_port, env, LOGS).stop)
         cleanup.callback(procs.start_api(api_port, env, LOGS).stop)
         cleanup.callback(procs.start_worker("worker1", env, LOGS).stop)
@@ -72,7 +74,7 @@ def live_api(newman) -> str:
 def test_postman_collection_passes_against_the_live_stack(newman, live_api):
     REPORT.unlink(missing_ok=True)
     argv = [str(newman), "run", str(COLLECTION), "-e", str(ENVIRONMENT), "--env-var", f"baseUrl={live_api}",
-            "--env-var", f"token={token()}",
+            "--env-var", f"token={token()}", "--env-var", f"customerToken={token('4242', admin=False)}",
             "--reporters", "cli,json", "--reporter-json-export", str(REPORT), "--color", "off"]
     result = subprocess.run(argv, cwd=POSTMAN, capture_output=True, text=True, timeout=120)
     (LOGS / "newman-cli.log").write_text(result.stdout + result.stderr)

@@ -55,4 +55,4 @@ worker_send_task_events = True
 task_send_sent_event = True
 task_track_started = True
 
-include = ["tasks.orders"]
+include = ["tasks.orders", "tasks.webhooks"]

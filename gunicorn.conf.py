@@ -10,6 +10,9 @@ worker_class = "gthread"
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
+# Request lines up to 8 KB (gunicorn's largest bounded setting) reach the app, which answers any
+# bad URL with a JSON error; only a longer one gets gunicorn's own (HTML) 414.
+limit_request_line = 8190
 # Each request is logged by the app itself (with its request id); set ACCESS_LOG=true for gunicorn's too.
 accesslog = "-" if os.environ.get("ACCESS_LOG", "false").lower() in {"1", "true", "yes"} else None
 

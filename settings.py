@@ -86,6 +86,12 @@ class Settings:
     rate_limit: str = "200 per second"
     rate_limit_storage: str | None = None
     max_unfinished_jobs: int = 100_000
+    webhook_secret: str | None = None
+    webhook_allow_private: bool = False
+    webhook_max_attempts: int = 10
+    webhook_backoff_base: float = 1.0
+    webhook_backoff_max: float = 600.0
+    webhook_timeout: float = 5.0
 
     @classmethod
     def from_env(cls, env=None) -> "Settings":
@@ -122,7 +128,15 @@ class Settings:
             rate_limit=_text(env, "RATE_LIMIT", "200 per second"),
             rate_limit_storage=_text(env, "RATE_LIMIT_STORAGE_URI"),
             max_unfinished_jobs=_number(env, "MAX_UNFINISHED_JOBS", 100_000, int, minimum=1),
+            webhook_secret=_text(env, "WEBHOOK_SECRET"),
+            webhook_allow_private=_flag(env, "WEBHOOK_ALLOW_PRIVATE", False),
+            webhook_max_attempts=_number(env, "WEBHOOK_MAX_ATTEMPTS", 10, int, minimum=1),
+            webhook_backoff_base=_number(env, "WEBHOOK_BACKOFF_BASE_SECONDS", 1.0),
+            webhook_backoff_max=_number(env, "WEBHOOK_BACKOFF_MAX_SECONDS", 600.0),
+            webhook_timeout=_number(env, "WEBHOOK_TIMEOUT_SECONDS", 5.0, minimum=0.1),
         )
+        if settings.webhook_secret is not None and len(settings.webhook_secret) < 32:
+            raise ConfigError("WEBHOOK_SECRET must be at least 32 characters")
         settings.check_delivery_windows()
         return settings
 
@@ -137,11 +151,11 @@ class Settings:
         RabbitMQ has no visibility timeout (an unacked message comes back only when its
         consumer's channel closes), so that check applies to Redis alone.
         """
-        longest = max(self.retry_backoff_max, self.task_time_limit, self.dispatch_deadline)
+        longest = max(self.retry_backoff_max, self.webhook_backoff_max, self.task_time_limit, self.dispatch_deadline)
         if self.broker_is_redis and longest >= self.visibility_timeout:
             raise ConfigError(
                 "BROKER_VISIBILITY_TIMEOUT_SECONDS must exceed the task time limit, the retry "
-                "backoff cap and the dispatch deadline, or Redis redelivers waiting tasks as duplicates"
+                "backoff caps and the dispatch deadline, or Redis redelivers waiting tasks as duplicates"
             )
         if self.task_soft_time_limit >= self.task_time_limit:
             raise ConfigError("TASK_SOFT_TIME_LIMIT_SECONDS must be below TASK_TIME_LIMIT_SECONDS")

@@ -29,6 +29,9 @@ def main() -> None:
     # Local development runs without tokens unless a key is configured; the banner says so.
     if not (os.environ.get("JWT_SECRET") or os.environ.get("JWT_PUBLIC_KEY")):
         os.environ.setdefault("AUTH_DISABLED", "true")
+    # Webhooks work out of the box locally: a secret for this run, receivers on this machine allowed.
+    os.environ.setdefault("WEBHOOK_SECRET", secrets.token_urlsafe(32))
+    os.environ.setdefault("WEBHOOK_ALLOW_PRIVATE", "true")
     auth = ("OFF (AUTH_DISABLED=true: every caller is an admin; set JWT_SECRET to turn it on)"
             if os.environ.get("AUTH_DISABLED", "").lower() == "true" else "on (bearer JWT)")
     settings = get_settings()
@@ -43,6 +46,7 @@ def main() -> None:
         f"    Peers    {settings.catalog_url} (reference Catalog + Cart, demo data)\n"
         f"    Database {settings.database_url}\n    Broker   {settings.broker_url}\n"
         f"    Auth     {auth}\n"
+        f"    Webhooks signed with WEBHOOK_SECRET={os.environ['WEBHOOK_SECRET']}\n"
         f"  Ctrl-C stops everything.\n",
         flush=True,
     )

@@ -22,6 +22,9 @@ BIN = Path(sys.executable).parent
 
 
 # Fast clocks so retries, the sweeper and give-ups happen within a test's patience.
+# Test receivers check signatures with it (never for production).
+TEST_WEBHOOK_SECRET = "local-stacks-only-webhook-secret-0123456789"
+
 FAST_CLOCKS = {
     "JOB_MAX_ATTEMPTS": "4",
     "RETRY_BACKOFF_BASE_SECONDS": "0.1",
@@ -29,6 +32,10 @@ FAST_CLOCKS = {
     "DISPATCH_DEADLINE_SECONDS": "2",
     "SWEEP_INTERVAL_SECONDS": "0.5",
     "PEER_TIMEOUT_SECONDS": "1",
+    "WEBHOOK_MAX_ATTEMPTS": "4",
+    "WEBHOOK_BACKOFF_BASE_SECONDS": "0.1",
+    "WEBHOOK_BACKOFF_MAX_SECONDS": "0.5",
+    "WEBHOOK_TIMEOUT_SECONDS": "1",
 }
 
 
@@ -45,6 +52,9 @@ def local_env(database_url: str, broker_env: dict, peers_port: int, jwt_secret: 
         "REFPEERS_SEED": "demo",
         "PYTHONUNBUFFERED": "1",
         "JWT_SECRET": jwt_secret,
+        # Test receivers listen on loopback, which production refuses (SSRF guard).
+        "WEBHOOK_SECRET": TEST_WEBHOOK_SECRET,
+        "WEBHOOK_ALLOW_PRIVATE": "true",
         **extra,
     }
 

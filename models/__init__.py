@@ -5,5 +5,7 @@ from models.events import JobEvent
 from models.inventory import InventoryMove
 from models.jobs import Job
 from models.orders import Order, OrderItem
+from models.webhooks import WebhookAttempt, WebhookDelivery, WebhookSubscription
 
-__all__ = ["Base", "Database", "InventoryMove", "Job", "JobEvent", "Order", "OrderItem"]
+__all__ = ["Base", "Database", "InventoryMove", "Job", "JobEvent", "Order", "OrderItem", "WebhookAttempt", "WebhookDelivery",
+           "WebhookSubscription"]

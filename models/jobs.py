@@ -77,6 +77,8 @@ class Job(Base, Timestamps):
     request_fingerprint: Mapped[str | None] = mapped_column(String(64))
     # When the sweeper should consider the job overdue and dispatch it again.
     next_run_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Where to POST the job's end (and its order's cancellation), signed; None: nobody asked.
+    callback_url: Mapped[str | None] = mapped_column(String(2048))
 
     # Loaded only when asked for (the job's answer): the worker reads jobs many times per order.
     order: Mapped[Order | None] = relationship(lazy="select", viewonly=True, foreign_keys="Order.job_id")

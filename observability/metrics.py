@@ -24,6 +24,9 @@ jobs_finished = Counter("orders_jobs_finished_total", "Jobs that reached a final
 job_completion = Histogram("orders_job_completion_seconds", "Time from submission to a final status",
                            ["status"], buckets=COMPLETION_BUCKETS)
 job_retries = Counter("orders_job_retries_total", "Job attempts that ended in a retry, by cause", ["cause"])
+webhook_attempts = Counter("orders_webhook_sends_total",
+                           "Webhook delivery tries by result: delivered, pending (will retry), failed (gave up), "
+                           "skipped (not due or already being sent)", ["result"])
 
 
 def registry_for_scrape() -> CollectorRegistry:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+import uuid
+from collections.abc import Iterable
 from typing import Callable
 
 from sqlalchemy.orm import Session
@@ -19,6 +21,10 @@ def _ignore_step(step: str) -> None:
     return None
 
 
+def _ignore_deliveries(delivery_ids: Iterable[uuid.UUID]) -> None:
+    return None
+
+
 @dataclass
 class PlacementContext:
     """Dependencies of one execution; `transaction()` opens one short committed unit of work."""
@@ -28,3 +34,5 @@ class PlacementContext:
     carts: Carts
     locks: Locks
     on_step: Callable[[str], None] = field(default=_ignore_step)
+    # Called with webhook deliveries a committed transaction owes, to publish their wake-ups.
+    announce: Callable[[Iterable[uuid.UUID]], object] = field(default=_ignore_deliveries)

@@ -29,6 +29,7 @@ from placement.errors import JobEnded, JobFailed, JobRejected
 from placement.items import InvalidItems, normalize
 from placement.locks import LockBusy, LockLost, job_key
 from placement.retry import RetryPolicy
+from webhooks import outbox
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +220,8 @@ def _save_order(ctx, job_id, job: _Snapshot, items: list[dict]) -> None:
         record.error = None
         record.cart_status = CART_PENDING if job.source == SOURCE_CART else CART_NOT_NEEDED
         events.record(session, job_id, "order_saved", COMPLETED, job.attempts, {"order_id": order_id})
+        owed = outbox.job_ended(session, record, order_id)
+    ctx.announce(owed)
 
 
 def _close_cart(job_id, ctx, customer_id: int, policy: RetryPolicy) -> Outcome:
@@ -262,6 +265,8 @@ def _cancel_order(job_id, ctx, job: _Snapshot) -> Outcome:
                       {"order_id": job.cancels_order_id})
         events.record(session, placing_job, "order_cancelled", COMPLETED, 0,
                       {"order_id": job.cancels_order_id, "by_job": str(job_id)})
+        owed = outbox.order_cancelled(session, record, job.cancels_order_id, session.get(Job, placing_job))
+    ctx.announce(owed)
     log.info("job %s cancelled order %s", job_id, job.cancels_order_id)
     return Outcome(COMPLETED, age=job.age())
 
@@ -274,6 +279,8 @@ def _end(job_id, ctx, job: _Snapshot, status: str, error: dict) -> Outcome:
         record = session.get(Job, job_id)
         record.status, record.step, record.resolution = status, DONE, None
         events.record(session, job_id, status, status, record.attempts, error)
+        owed = outbox.job_ended(session, record, None)
+    ctx.announce(owed)
     log.info("job %s ended %s: %s", job_id, status, error and error.get("code"))
     return Outcome(status, code=error and error.get("code"), age=job.age())
 

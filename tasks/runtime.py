@@ -1,4 +1,4 @@
-"""What a worker process builds once: database, peer clients, retry policy.
+"""What a worker process builds once: database, peer clients, retry policies, the webhook sender.
 
 Built lazily, so each prefork child (or the single process of the threads
 pool) gets its own pools after any fork.
@@ -9,12 +9,16 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Callable, Iterator
 
+import requests
+
 from models.db import Database
 from peers import Carts, Catalog, PeerHttp
 from placement.context import PlacementContext
 from placement.locks import Locks
 from placement.retry import RetryPolicy
 from settings import Settings, get_settings
+from tasks.dispatch import enqueue_deliveries
+from webhooks.sending import Sender
 
 
 class WorkerRuntime:
@@ -29,12 +33,17 @@ class WorkerRuntime:
         self.catalog = Catalog(PeerHttp("catalog", catalog_url, settings.peer_timeout, settings.peer_pool_size))
         self.carts = Carts(PeerHttp("cart", cart_url, settings.peer_timeout, settings.peer_pool_size))
         self.policy = RetryPolicy(settings.max_attempts, settings.retry_backoff_base, settings.retry_backoff_max)
+        self.webhooks = Sender(self.db.transaction, requests.Session(), settings.webhook_secret,
+                               settings.webhook_allow_private, settings.webhook_timeout,
+                               RetryPolicy(settings.webhook_max_attempts, settings.webhook_backoff_base,
+                                           settings.webhook_backoff_max))
 
     @contextmanager
     def placement(self, on_step: Callable[[str], None] | None = None) -> Iterator[PlacementContext]:
         """Dependencies for one execution, with its own lock connection."""
         with Locks.open(self.db.engine, wait_seconds=self.settings.peer_timeout * 2) as locks:
-            context = PlacementContext(self.db.transaction, self.catalog, self.carts, locks)
+            context = PlacementContext(self.db.transaction, self.catalog, self.carts, locks,
+                                       announce=enqueue_deliveries)
             if on_step is not None:
                 context.on_step = on_step
             yield context

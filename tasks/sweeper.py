@@ -13,13 +13,14 @@ import logging
 import threading
 from datetime import timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 
 from models.db import Database
 from models.jobs import CART_PENDING, COMPLETED, QUEUED, UNFINISHED, Job
+from models.webhooks import PENDING, WebhookDelivery
 from placement.locks import SWEEPER_LOCK_KEY, Locks, job_key
 from tasks import app
-from tasks.dispatch import enqueue
+from tasks.dispatch import enqueue, enqueue_deliveries
 
 log = logging.getLogger(__name__)
 
@@ -37,37 +38,61 @@ def broker_backlog() -> int | None:
 
 
 def sweep(db: Database, dispatch_deadline: float) -> int:
-    """Dispatch every overdue job that nobody is running; returns how many were sent.
+    """Dispatch every overdue job nobody is running and every overdue webhook delivery; returns how many."""
+    with Locks.open(db.engine, wait_seconds=1) as locks:
+        if not locks.try_acquire(SWEEPER_LOCK_KEY):
+            return 0
+        jobs = _sweep_jobs(db, locks, dispatch_deadline)
+        deliveries = _sweep_deliveries(db, dispatch_deadline)
+    if jobs or deliveries:
+        log.info("sweeper re-dispatched %d overdue job(s) and %d webhook delivery(ies)", jobs, deliveries)
+    return jobs + deliveries
 
-    A queued job whose deadline passed while messages still wait in the queue is
+
+def _sweep_jobs(db: Database, locks: Locks, dispatch_deadline: float) -> int:
+    """A queued job whose deadline passed while messages still wait in the queue is
     most likely among them: it is left alone until the queue has drained, so a
     long backlog is not doubled by wake-ups that were never lost.
     """
     backlog = broker_backlog()
     waiting = UNFINISHED if not backlog else tuple(s for s in UNFINISHED if s != QUEUED)
-    with Locks.open(db.engine, wait_seconds=1) as locks:
-        if not locks.try_acquire(SWEEPER_LOCK_KEY):
-            return 0
-        with db.transaction() as session:
-            overdue = session.scalars(
-                select(Job.id).where(
-                    or_(
-                        Job.status.in_(waiting) & (Job.next_run_at < func.now()),
-                        (Job.status == COMPLETED) & (Job.cart_status == CART_PENDING)
-                        & (Job.updated_at < func.now() - timedelta(seconds=dispatch_deadline)),
-                    )
-                ).order_by(Job.next_run_at).limit(BATCH)
-            ).all()
-        idle = [job_id for job_id in overdue if locks.is_free(job_key(job_id))]
-        if not idle:
-            return 0
-        with db.transaction() as session:
-            for job in session.scalars(select(Job).where(Job.id.in_(idle))):
-                job.next_run_at = func.now() + timedelta(seconds=dispatch_deadline)
-                job.updated_at = func.now()
-    sent = sum(enqueue(job_id) for job_id in idle)
-    log.info("sweeper re-dispatched %d overdue job(s)", sent)
-    return sent
+    with db.transaction() as session:
+        overdue = session.scalars(
+            select(Job.id).where(
+                or_(
+                    Job.status.in_(waiting) & (Job.next_run_at < func.now()),
+                    (Job.status == COMPLETED) & (Job.cart_status == CART_PENDING)
+                    & (Job.updated_at < func.now() - timedelta(seconds=dispatch_deadline)),
+                )
+            ).order_by(Job.next_run_at).limit(BATCH)
+        ).all()
+    idle = [job_id for job_id in overdue if locks.is_free(job_key(job_id))]
+    if not idle:
+        return 0
+    with db.transaction() as session:
+        for job in session.scalars(select(Job).where(Job.id.in_(idle))):
+            job.next_run_at = func.now() + timedelta(seconds=dispatch_deadline)
+            job.updated_at = func.now()
+    return sum(enqueue(job_id) for job_id in idle)
+
+
+def _sweep_deliveries(db: Database, dispatch_deadline: float) -> int:
+    """Pending deliveries due for longer than the dispatch deadline and not being sent: their
+    wake-up was lost (or never published). Marked due now, so they are swept again only if
+    this wake-up is lost too."""
+    with db.transaction() as session:
+        overdue = session.scalars(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id.in_(
+                select(WebhookDelivery.id).where(
+                    WebhookDelivery.status == PENDING,
+                    WebhookDelivery.next_attempt_at < func.now() - timedelta(seconds=dispatch_deadline),
+                    or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < func.now()),
+                ).limit(BATCH)))
+            .values(next_attempt_at=func.now())
+            .returning(WebhookDelivery.id)
+        ).all()
+    return enqueue_deliveries(overdue)
 
 
 class SweeperThread(threading.Thread):

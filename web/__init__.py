@@ -11,7 +11,9 @@ import migrations
 from models.db import Database
 from observability import logs
 from settings import Settings, get_settings
-from web import auth, commands, converters, customers, docs, errors, health, jobs, limits, metrics, observe, orders
+from web import (
+    auth, commands, converters, customers, docs, errors, health, jobs, limits, metrics, observe, orders, webhooks,
+)
 from web.converters import IdConverter, id_schema
 from web.extensions import api, db
 
@@ -46,7 +48,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     api.init_app(app)
     api.register_converter(IdConverter, id_schema)
     api.register_blueprint(orders.make_blueprint(settings))
-    for module in (jobs, customers, health):
+    for module in (jobs, customers, webhooks, health):
         api.register_blueprint(module.blp)
     app.register_blueprint(docs.blp)
     app.register_blueprint(metrics.blp)

@@ -1,12 +1,15 @@
-"""Operator commands: `flask --app web migrate | seed-demo | mint-token | job-counts | stuck-jobs | redispatch`."""
+"""Operator commands: `flask --app web migrate | seed-demo | mint-token | job-counts | stuck-jobs | redispatch |
+replay-failed`."""
 from __future__ import annotations
+
+from datetime import timezone
 
 import click
 from flask import Flask, current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 import migrations
-from models.jobs import UNFINISHED, Job
+from models.jobs import FAILED, KIND_PLACE, UNFINISHED, Job
 
 
 def _database():
@@ -83,7 +86,42 @@ def redispatch(older_than):
     click.echo(f"re-dispatched {sent} of {len(ids)} job(s)")
 
 
+@click.command("replay-failed")
+@click.option("--since", type=click.DateTime(), help="failed at or after this time (UTC)")
+@click.option("--until", type=click.DateTime(), help="failed before this time (UTC)")
+@click.option("--error-code", help="only jobs whose error (or the last error before giving up) has this code")
+@click.option("--dry-run", is_flag=True, help="list the jobs, replay nothing")
+def replay_failed(since, until, error_code, dry_run):
+    """Replay failed order jobs in bulk, e.g. those that failed while a peer was down (admin's POST /jobs/{id}/retry)."""
+    from tasks.dispatch import enqueue
+    from web.submissions import replay
+
+    if since is None and until is None and error_code is None:
+        raise click.UsageError("choose the jobs: --since, --until and/or --error-code")
+    query = select(Job).where(Job.status == FAILED, Job.kind == KIND_PLACE)
+    if since is not None:
+        query = query.where(Job.updated_at >= since.replace(tzinfo=timezone.utc))
+    if until is not None:
+        query = query.where(Job.updated_at < until.replace(tzinfo=timezone.utc))
+    if error_code is not None:
+        query = query.where(or_(Job.error["code"].astext == error_code,
+                                Job.error["details"]["last_error"].astext == error_code))
+    settings = current_app.extensions["settings"]
+    with _database().transaction() as session:
+        failed = session.scalars(query.order_by(Job.updated_at)).all()
+        if dry_run:
+            for job in failed:
+                click.echo(f"{job.id}  failed {job.updated_at:%F %T}  {(job.error or {}).get('code')}")
+            click.echo(f"{len(failed)} job(s) would be replayed")
+            return
+        replays = [replay(session, job, settings.dispatch_deadline) for job in failed]
+    new = [result.job.id for result in replays if result.created]
+    sent = sum(enqueue(job_id) for job_id in new)
+    click.echo(f"replayed {len(new)} job(s) ({len(replays) - len(new)} already had a replay); "
+               f"published {sent} wake-up(s)")
+
+
 def init_app(app: Flask) -> None:
     """Register the commands on the app's CLI."""
-    for command in (migrate, seed_demo, mint_token, job_counts, stuck_jobs, redispatch):
+    for command in (migrate, seed_demo, mint_token, job_counts, stuck_jobs, redispatch, replay_failed):
         app.cli.add_command(command)

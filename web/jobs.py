@@ -10,10 +10,12 @@ from sqlalchemy import select
 
 from models.events import JobEvent
 from models.jobs import Job
+from models.webhooks import WebhookDelivery
 from web import auth
+from tasks.dispatch import enqueue_deliveries
 from web.accepted import accepted
 from web.extensions import db
-from web.schemas import JobAcceptedSchema, JobSchema, TimelineSchema
+from web.schemas import JobAcceptedSchema, JobSchema, TimelineSchema, WebhookDeliveryListSchema
 from web.submissions import NotAllowed, cancel_job, replay
 
 blp = Blueprint("jobs", __name__, url_prefix="/jobs", description="Poll, cancel and replay submitted orders")
@@ -53,6 +55,18 @@ class JobEvents(MethodView):
         return timeline(visible_job(job_id).id)
 
 
+@blp.route("/<job_id>/webhooks")
+class JobWebhooks(MethodView):
+    @blp.response(200, WebhookDeliveryListSchema)
+    def get(self, job_id):
+        """The webhook deliveries this job's events owe, with every attempt (admins also see subscriptions')."""
+        job = visible_job(job_id)
+        query = select(WebhookDelivery).where(WebhookDelivery.job_id == job.id)
+        if not auth.current().admin:
+            query = query.where(WebhookDelivery.subscription_id.is_(None))
+        return {"deliveries": db.session.scalars(query.order_by(WebhookDelivery.created_at)).all()}
+
+
 @blp.route("/<job_id>/cancel")
 class JobCancel(MethodView):
     @blp.response(200, JobSchema)
@@ -61,11 +75,12 @@ class JobCancel(MethodView):
         """Cancel a job before it starts: it then never takes stock. Cancelling twice is harmless."""
         job = visible_job(job_id)
         try:
-            job = cancel_job(db.session, job)
+            cancelled = cancel_job(db.session, job)
         except NotAllowed as exc:
             abort(409, message=str(exc))
         db.session.commit()
-        return job
+        enqueue_deliveries(cancelled.owed)
+        return cancelled.job
 
 
 @blp.route("/<job_id>/retry")

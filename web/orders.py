@@ -11,7 +11,7 @@ import re
 from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from models.orders import Order
 from observability import metrics
@@ -20,6 +20,7 @@ from web import auth
 from web.accepted import accepted
 from web.extensions import db
 from web.limits import BackPressure
+from web.paging import PagedBlueprint, page_of
 from models.jobs import Job
 from web.jobs import timeline
 from web.schemas import (
@@ -42,20 +43,12 @@ def _path_id(description: str) -> dict:
             "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}}
 
 
-class OrdersBlueprint(Blueprint):
-    """Documents X-Pagination as what it is on the wire: a string holding a JSON object."""
-
-    def _document_pagination_metadata(self, spec, resp_doc):
-        resp_doc.setdefault("headers", {})[self.PAGINATION_HEADER_NAME] = {
-            "description": "JSON object: total, total_pages, first_page, last_page, page, previous_page, next_page",
-            "schema": {"type": "string"},
-        }
-
-
 def make_blueprint(settings: Settings) -> Blueprint:
     """The orders routes, with the submission limits and backlog allowance of `settings`."""
-    blp = OrdersBlueprint("orders", __name__, url_prefix="/orders", description="Submit and read orders")
-    request_schema = order_request_schema(settings.max_items_per_order, settings.max_item_quantity)
+    blp = PagedBlueprint("orders", __name__, url_prefix="/orders", description="Submit and read orders")
+    request_schema = order_request_schema(settings.max_items_per_order, settings.max_item_quantity,
+                                          webhooks_enabled=settings.webhook_secret is not None,
+                                          allow_private=settings.webhook_allow_private)
     backlog = BackPressure(settings.max_unfinished_jobs)
 
     @blp.before_request
@@ -90,7 +83,8 @@ def make_blueprint(settings: Settings) -> Blueprint:
             session = db.session
             backlog.check(session)
             try:
-                result = submit(session, customer_id, body.get("items"), key, settings.dispatch_deadline)
+                result = submit(session, customer_id, body.get("items"), key, settings.dispatch_deadline,
+                                body.get("callback_url"))
             except IdempotencyConflict:
                 abort(422, message="This Idempotency-Key was already used with a different request")
             answer = accepted(result)
@@ -120,14 +114,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
                 query = query.where(Order.customer_id == filters["customer_id"])
             if "status" in filters:
                 query = query.where(Order.status == filters["status"])
-            session = db.session
-            count = session.scalar(select(func.count()).select_from(query.subquery()))
-            pagination_parameters.item_count = count
-            if pagination_parameters.first_item >= count:  # past the end (also keeps OFFSET in range)
-                return {"orders": []}
-            page = session.scalars(query.order_by(Order.id).offset(pagination_parameters.first_item)
-                                   .limit(pagination_parameters.page_size)).all()
-            return {"orders": page}
+            return {"orders": page_of(query, Order.id, pagination_parameters)}
 
     @blp.route("/<id:id>/cancel")
     class OrderCancel(MethodView):

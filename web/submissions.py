@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -20,6 +21,7 @@ from models.jobs import CANCELLED, CART_NOT_NEEDED, KIND_CANCEL, QUEUED, SOURCE_
 from models.orders import ORDERED, Order
 from placement.items import normalize
 from placement.locks import job_key
+from webhooks import outbox
 
 
 class IdempotencyConflict(Exception):
@@ -34,14 +36,17 @@ class Submission:
     created: bool
 
 
-def fingerprint(customer_id: int, items: list[dict] | None) -> str:
+def fingerprint(customer_id: int, items: list[dict] | None, callback_url: str | None = None) -> str:
     """What makes two requests 'the same request' for idempotency."""
-    canonical = json.dumps({"customer_id": customer_id, "items": items}, sort_keys=True, separators=(",", ":"))
+    request = {"customer_id": customer_id, "items": items}
+    if callback_url is not None:
+        request["callback_url"] = callback_url
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def submit(session: Session, customer_id: int, items: list[dict] | None, idempotency_key: str | None,
-           dispatch_deadline: float) -> Submission:
+           dispatch_deadline: float, callback_url: str | None = None) -> Submission:
     """Insert the job (or find the one this key already made); the caller commits."""
     items = normalize(items) if items is not None else None
     values = dict(
@@ -52,8 +57,9 @@ def submit(session: Session, customer_id: int, items: list[dict] | None, idempot
         attempts=0,
         cart_status=CART_NOT_NEEDED,
         idempotency_key=idempotency_key,
-        request_fingerprint=fingerprint(customer_id, items) if idempotency_key else None,
+        request_fingerprint=fingerprint(customer_id, items, callback_url) if idempotency_key else None,
         next_run_at=func.now() + timedelta(seconds=dispatch_deadline),
+        callback_url=callback_url,
     )
     statement = insert(Job).values(**values).returning(Job)
     if idempotency_key:
@@ -91,10 +97,18 @@ def cancel_order(session: Session, order: Order, dispatch_deadline: float) -> Su
     return Submission(job, created=True)
 
 
-def cancel_job(session: Session, job: Job) -> Job:
+@dataclass(frozen=True)
+class Cancellation:
+    """The cancelled job, and the webhook deliveries its cancellation owes (publish after commit)."""
+
+    job: Job
+    owed: list[uuid.UUID]
+
+
+def cancel_job(session: Session, job: Job) -> Cancellation:
     """Cancel a job that has not started: it will never take stock. Cancelling twice is harmless."""
     if job.status == CANCELLED:
-        return job
+        return Cancellation(job, [])
     if job.kind != KIND_CANCEL and job.status == QUEUED and job.attempts == 0:
         # A worker holds this lock for as long as it runs the job: if it is taken, the job has started.
         free = session.scalar(select(func.pg_try_advisory_xact_lock(job_key(job.id))))
@@ -102,7 +116,7 @@ def cancel_job(session: Session, job: Job) -> Job:
         if free and job.status == QUEUED and job.attempts == 0:
             job.status = CANCELLED
             events.record(session, job.id, CANCELLED, CANCELLED, 0)
-            return job
+            return Cancellation(job, outbox.job_ended(session, job, None))
     raise NotAllowed(f"Job {job.id} is {job.status}; only a queued job that has not started can be cancelled")
 
 
@@ -114,7 +128,7 @@ def replay(session: Session, job: Job, dispatch_deadline: float) -> Submission:
     if existing is not None:
         return Submission(existing, created=False)
     clone = Job(customer_id=job.customer_id, status=QUEUED, source=job.source, requested_items=job.requested_items,
-                attempts=0, cart_status=CART_NOT_NEEDED, replay_of=job.id,
+                attempts=0, cart_status=CART_NOT_NEEDED, replay_of=job.id, callback_url=job.callback_url,
                 next_run_at=func.now() + timedelta(seconds=dispatch_deadline))
     session.add(clone)
     session.flush()

@@ -21,6 +21,7 @@ from devstack import stack as procs
 from devstack.brokers import start_broker
 from devstack.services import DEFAULT_DATABASE_URL
 from devstack.tokens import TEST_JWT_SECRET, token
+from models import Base
 
 ROOT = Path(__file__).resolve().parents[2]
 LOGS = ROOT / "test-artifacts" / "logs"
@@ -158,8 +159,14 @@ def peers(stack_env):
 
 
 @pytest.fixture()
-def api(api_server, worker, engine, peers):
-    """A client of the live API, with a worker running, empty tables and fresh peers."""
+def empty_tables(engine):
+    """Every table of the service emptied before the test."""
+    names = ", ".join(table.name for table in Base.metadata.sorted_tables)
     with engine.begin() as connection:
-        connection.execute(text("TRUNCATE job_events, order_items, orders, inventory_moves, jobs"))
+        connection.execute(text(f"TRUNCATE {names}"))
+
+
+@pytest.fixture()
+def api(api_server, worker, empty_tables, peers):
+    """A client of the live API, with a worker running, empty tables and fresh peers."""
     return Api(api_server[0], token())

@@ -48,3 +48,32 @@ def test_a_running_worker_answers_celery_inspect_ping(stack_env, worker):
                             cwd=ROOT, env=stack_env["env"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "worker1@" in result.stdout and "pong" in result.stdout
+
+
+def test_replay_failed_replays_a_window_or_an_error_code_once(api, stack_env, peers, engine):
+    env = stack_env["env"]
+    peers.faults(error_rate=1.0, scope="products")
+    failed = [api.submit(53 + i, [{"product_id": 3, "quantity": 1}]).json()["job_id"] for i in range(2)]
+    assert all(api.wait(job_id, timeout=60)["status"] == "failed" for job_id in failed)
+    peers.faults(error_rate=0)
+    with engine.begin() as connection:  # one of them failed yesterday
+        connection.execute(text("UPDATE jobs SET updated_at = now() - interval '1 day' WHERE id = :id"),
+                           {"id": failed[0]})
+
+    unfiltered = subprocess.run([sys.executable, "-m", "flask", "--app", "web", "replay-failed"], cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=60)
+    assert unfiltered.returncode == 2 and "choose the jobs" in unfiltered.stderr
+    assert "0 job(s) would be replayed" in flask(env, "replay-failed", "--error-code", "unknown_product", "--dry-run")
+    listed = flask(env, "replay-failed", "--error-code", "peer_unavailable", "--dry-run")
+    assert failed[0] in listed and failed[1] in listed and "2 job(s) would be replayed" in listed
+
+    recent = flask(env, "replay-failed", "--since", "2000-01-01", "--error-code", "peer_unavailable",
+                   "--until", "2999-01-01")
+    assert "replayed 2 job(s)" in recent
+    assert "replayed 0 job(s) (2 already had a replay)" in flask(env, "replay-failed", "--error-code",
+                                                                  "retries_exhausted")
+    with engine.begin() as connection:
+        replays = connection.execute(text("SELECT id, replay_of FROM jobs WHERE replay_of IS NOT NULL")).all()
+    assert sorted(str(row.replay_of) for row in replays) == sorted(failed)
+    assert all(api.wait(str(row.id))["status"] == "completed" for row in replays)
+    assert peers.product(3)["quantity"] == 1000 - 2

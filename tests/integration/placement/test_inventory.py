@@ -3,7 +3,7 @@ import uuid
 
 import pytest
 import requests
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from models.inventory import APPLIED, PENDING, PLANNED, TAKE, InventoryMove
 from models.jobs import Job
@@ -13,9 +13,7 @@ from tasks.runtime import WorkerRuntime
 
 
 @pytest.fixture()
-def runtime(stack_env, engine, peers):
-    with engine.begin() as connection:
-        connection.execute(text("TRUNCATE job_events, order_items, orders, inventory_moves, jobs"))
+def runtime(stack_env, empty_tables, peers):
     runtime = WorkerRuntime(Settings.from_env(stack_env["env"]))
     yield runtime
     runtime.db.dispose()

@@ -52,7 +52,9 @@ worker_pool = os.environ.get("WORKER_POOL", "threads")
 worker_concurrency = _settings.worker_concurrency
 
 worker_send_task_events = True
-task_send_sent_event = True
+# Flower learns of a task when a worker receives it; a task-sent event would be a second
+# message on every submission (PostgreSQL already shows queued jobs: /jobs, job-counts).
+task_send_sent_event = False
 task_track_started = True
 
 include = ["tasks.orders", "tasks.webhooks"]

@@ -7,8 +7,8 @@ forgets an inherited one after a fork.
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
-from typing import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Callable, Iterator
 
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -53,9 +53,22 @@ class Database:
         with self.session() as session, session.begin():
             yield session
 
+    @contextmanager
+    def pinned(self) -> Iterator[Callable[[], AbstractContextManager[Session]]]:
+        """Like `transaction`, on one connection held for the block: a run of short units of work
+        (one task execution) pays for one pool checkout and its liveness ping, not one each."""
+        with self.engine.connect() as connection:
+            yield lambda: _transaction_on(connection)
+
     def dispose(self) -> None:
         """Close this process's connections (shutdown, tests)."""
         if self._engine is not None and self._pid == os.getpid():
             self._engine.dispose()
         self._engine = None
         self._pid = None
+
+
+@contextmanager
+def _transaction_on(connection) -> Iterator[Session]:
+    with Session(bind=connection, expire_on_commit=False) as session, session.begin():
+        yield session

@@ -12,18 +12,18 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert
 
 from models.jobs import (
-    CART_CLOSED, CART_FAILED, CART_NOT_NEEDED, CART_PENDING, COMPLETED, FAILED, PROCESSING, RETRYING,
+    CART_CLOSED, CART_FAILED, CART_NOT_NEEDED, CART_PENDING, COMPLETED, FAILED, RETRYING,
     SOURCE_CART, TERMINAL, Job,
 )
 from models import events
 from models.jobs import KIND_CANCEL
 from models.orders import CANCELLED as CANCELLED_ORDER
-from models.orders import ORDERED, Order, OrderItem
+from models.orders import Order, OrderItem
 from peers.errors import BadPeerResponse, NotFound, PeerError, TransientPeerError
-from placement import inventory
+from placement import inventory, statements
 from placement.context import PlacementContext
 from placement.errors import JobEnded, JobFailed, JobRejected
 from placement.items import InvalidItems, normalize
@@ -72,6 +72,7 @@ class _Snapshot:
     error: dict | None
     attempts: int
     created_at: datetime | None = None
+    taken: bool = False  # some stock change was started: it is past the stock check
 
     def age(self) -> float | None:
         """Seconds since the job was submitted."""
@@ -113,7 +114,7 @@ def _run_steps(job_id, ctx, job: _Snapshot, policy: RetryPolicy) -> Outcome:
         return _cancel_order(job_id, ctx, job)
     try:
         items = _load_items(job_id, ctx, job)
-        if not inventory.has_taken(ctx, job_id):
+        if not job.taken:
             _check_stock(ctx, items)
         _step(ctx, job_id, TAKING_STOCK)
         for item in items:
@@ -121,6 +122,8 @@ def _run_steps(job_id, ctx, job: _Snapshot, policy: RetryPolicy) -> Outcome:
         _save_order(ctx, job_id, job, items)
     except JobEnded as ended:
         return _end(job_id, ctx, job, ended.status, ended.as_error())
+    if job.source != SOURCE_CART:
+        return Outcome(COMPLETED, age=job.age())
     return replace(_close_cart(job_id, ctx, job.customer_id, policy), age=job.age())
 
 
@@ -131,29 +134,27 @@ def _start(job_id, ctx, dispatch_deadline) -> _Snapshot | Outcome:
     cart still has to be closed, and as its plain outcome otherwise.
     """
     with ctx.transaction() as session:
+        started = session.connection().execute(
+            statements.START, {"job_id": job_id, "deadline": timedelta(seconds=dispatch_deadline)}).one_or_none()
+        if started is not None:
+            return _Snapshot(started.customer_id, started.kind, started.cancels_order_id, started.source,
+                             started.requested_items, started.items, started.resolution, started.error,
+                             started.attempts, started.created_at, started.taken)
         job = session.get(Job, job_id)
         if job is None:
             return Outcome(MISSING)
-        if job.status in TERMINAL:
-            if job.cart_status != CART_PENDING:
-                return Outcome(job.status)
-            return _Snapshot(job.customer_id, job.kind, None, job.source, None, None, None, None, 0)
-        job.attempts += 1
-        job.status = PROCESSING
-        job.next_run_at = func.now() + timedelta(seconds=dispatch_deadline)
-        events.record(session, job_id, "attempt_started", PROCESSING, job.attempts)
-        return _Snapshot(job.customer_id, job.kind, job.cancels_order_id, job.source, job.requested_items,
-                         job.items, job.resolution, job.error, job.attempts, job.created_at)
+        if job.cart_status != CART_PENDING:  # it is final
+            return Outcome(job.status)
+        return _Snapshot(job.customer_id, job.kind, None, job.source, None, None, None, None, 0)
 
 
 def _step(ctx, job_id, step: str, **changes) -> None:
+    """Record the step on the job and in its timeline: one statement."""
     ctx.on_step(step)
+    params = {"job_id": job_id, "new_step": step, "event_name": step,
+              **{f"new_{name}": value for name, value in changes.items()}}
     with ctx.transaction() as session:
-        job = session.get(Job, job_id)
-        job.step = step
-        for name, value in changes.items():
-            setattr(job, name, value)
-        events.record(session, job_id, step, job.status, job.attempts)
+        session.connection().execute(statements.step(tuple(sorted(changes))), params)
 
 
 def _load_items(job_id, ctx, job: _Snapshot) -> list[dict]:
@@ -207,20 +208,20 @@ def _save_order(ctx, job_id, job: _Snapshot, items: list[dict]) -> None:
     """Insert the order and its items in the same transaction that completes the job."""
     ctx.on_step(SAVING_ORDER)
     with ctx.transaction() as session:
-        record = session.get(Job, job_id)
-        order_id = session.scalar(select(Order.id).where(Order.job_id == job_id))
-        if order_id is None:
-            order = Order(customer_id=job.customer_id, status=ORDERED, job_id=job_id,
-                          items=[OrderItem(product_id=i["product_id"], quantity=i["quantity"]) for i in items])
-            session.add(order)
-            session.flush()
-            order_id = order.id
-        record.status = COMPLETED
-        record.step = UPDATING_CART if job.source == SOURCE_CART else DONE
-        record.error = None
-        record.cart_status = CART_PENDING if job.source == SOURCE_CART else CART_NOT_NEEDED
-        events.record(session, job_id, "order_saved", COMPLETED, job.attempts, {"order_id": order_id})
-        owed = outbox.job_ended(session, record, order_id)
+        connection = session.connection()
+        order_id = connection.execute(statements.NEW_ORDER, {"customer_id": job.customer_id, "job_id": job_id}).scalar()
+        if order_id is None:  # an earlier execution saved it and died before completing the job
+            order_id = connection.execute(statements.ORDER_OF_JOB, {"job_id": job_id}).scalar_one()
+        else:
+            connection.execute(insert(OrderItem.__table__), [
+                {"order_id": order_id, "product_id": item["product_id"], "quantity": item["quantity"]}
+                for item in items])
+        completed = connection.execute(statements.COMPLETE, {
+            "job_id": job_id, "order_id": order_id,
+            "new_step": UPDATING_CART if job.source == SOURCE_CART else DONE,
+            "new_cart_status": CART_PENDING if job.source == SOURCE_CART else CART_NOT_NEEDED,
+        }).one()
+        owed = outbox.job_ended(session, completed, order_id)
     ctx.announce(owed)
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from models.inventory import APPLIED, GIVE_BACK, PENDING, PLANNED, TAKE, InventoryMove
 from peers.catalog import Product
 from peers.errors import NotFound, PeerError, PreconditionFailed, TransientPeerError
+from placement import statements
 from placement.context import PlacementContext
 from placement.errors import JobEnded, JobFailed, JobRejected
 from placement.locks import product_key
@@ -54,21 +55,11 @@ def give_back_all(ctx: PlacementContext, job_id: uuid.UUID) -> None:
             log.error("job %s: %s; its units cannot be returned", job_id, exc)
 
 
-def has_taken(ctx: PlacementContext, job_id: uuid.UUID) -> bool:
-    """Whether any stock change has been started for the job (it is past the stock check)."""
-    with ctx.transaction() as session:
-        return session.scalar(
-            select(InventoryMove.id).where(InventoryMove.job_id == job_id, InventoryMove.state != PLANNED).limit(1)
-        ) is not None
-
-
 def _apply(ctx: PlacementContext, job_id: uuid.UUID, product_id: int, kind: str, quantity: int) -> None:
     key = product_key(product_id)
     with ctx.locks.hold(key):
         for _ in range(WRITES_PER_HOLD):
-            _reconcile(ctx, product_id)
-            move_id = _planned_move(ctx, job_id, product_id, kind, quantity)
-            if move_id is None:
+            if not _needs_write(ctx, job_id, product_id, kind):
                 return
             product = _read(ctx, product_id, kind)
             target = product.quantity + (-quantity if kind == TAKE else quantity)
@@ -78,7 +69,7 @@ def _apply(ctx: PlacementContext, job_id: uuid.UUID, product_id: int, kind: str,
                     f"Not enough product in stock for product id {product_id}",
                     {"product_ids": [product_id], "available": {str(product_id): product.quantity}},
                 )
-            _mark(ctx, move_id, PENDING, product, target)
+            move_id = _pending(ctx, job_id, product_id, kind, quantity, product, target)
             ctx.locks.check_held(key)
             try:
                 ctx.catalog.set_quantity(product, target)
@@ -96,23 +87,36 @@ def _apply(ctx: PlacementContext, job_id: uuid.UUID, product_id: int, kind: str,
     raise TransientPeerError(f"catalog writes for product {product_id} kept failing", peer="catalog")
 
 
-def _planned_move(ctx, job_id, product_id, kind, quantity) -> int | None:
-    """The id of the job's move still to be written, or None when there is nothing to write."""
+def _needs_write(ctx, job_id, product_id, kind) -> bool:
+    """Settle the product's writes whose outcome was never learned (caller holds the product lock),
+    then whether the job's move of this kind is still to be written.
+
+    Nothing is pending almost always: then this is one short read.
+    """
+    params = {"product_id": product_id, "job_id": job_id}
     with ctx.transaction() as session:
-        moves = {
-            move.kind: move
-            for move in session.scalars(
-                select(InventoryMove).where(InventoryMove.job_id == job_id, InventoryMove.product_id == product_id)
-            )
-        }
-        if kind == GIVE_BACK and (TAKE not in moves or moves[TAKE].state != APPLIED):
-            return None
-        move = moves.get(kind)
-        if move is None:
-            move = InventoryMove(job_id=job_id, product_id=product_id, kind=kind, quantity=quantity, state=PLANNED)
-            session.add(move)
-            session.flush()
-        return None if move.state == APPLIED else move.id
+        seen = session.connection().execute(statements.MOVES_SEEN, params).all()
+    pending = [move for move in seen if move.state == PENDING]
+    for move in pending:
+        applied = _settle(ctx, move)
+        log.info("reconciled %s of product %s for job %s: %s", move.kind, product_id, move.job_id,
+                 "applied" if applied else "not applied")
+        _mark(ctx, move.id, APPLIED if applied else PLANNED)
+    if pending:
+        with ctx.transaction() as session:
+            seen = session.connection().execute(statements.MOVES_SEEN, params).all()
+    states = {move.kind: move.state for move in seen if move.job_id == job_id}
+    if kind == GIVE_BACK and states.get(TAKE) != APPLIED:
+        return False  # nothing was taken: nothing to give back
+    return states.get(kind) != APPLIED
+
+
+def _pending(ctx, job_id, product_id, kind, quantity, product: Product, target: int) -> int:
+    """Ledger the write about to be sent (what it is based on, what it asks for) before sending it."""
+    with ctx.transaction() as session:
+        return session.connection().execute(statements.MOVE_PENDING, {
+            "job_id": job_id, "product_id": product_id, "kind": kind, "quantity": quantity,
+            "before": product.quantity, "etag": product.etag, "after": target}).scalar_one()
 
 
 def _read(ctx, product_id: int, kind: str) -> Product:
@@ -129,32 +133,15 @@ def _gone(product_id: int, kind: str):
                      {"product_ids": [product_id]})
 
 
-def _mark(ctx, move_id: int, state: str, product: Product | None = None, target: int | None = None) -> None:
-    """Record a move's state; a pending one also records what the write is based on and asks for."""
+def _mark(ctx, move_id: int, state: str) -> None:
+    """Record what became of a pending write: applied, or not (planned again, to be retried)."""
+    statement = statements.MOVE_APPLIED if state == APPLIED else statements.MOVE_NOT_APPLIED
     with ctx.transaction() as session:
-        move = session.get(InventoryMove, move_id)
-        move.state = state
-        if state == PENDING:
-            move.quantity_before, move.etag_before, move.quantity_after = product.quantity, product.etag, target
-        elif state == PLANNED:
-            move.quantity_before = move.quantity_after = move.etag_before = None
+        session.connection().execute(statement, {"move_id": move_id})
 
 
-def _reconcile(ctx: PlacementContext, product_id: int) -> None:
-    """Settle writes on this product whose outcome was never learned. Caller holds the product lock."""
-    with ctx.transaction() as session:
-        pending = session.scalars(
-            select(InventoryMove).where(InventoryMove.product_id == product_id, InventoryMove.state == PENDING)
-        ).all()
-    for move in pending:
-        applied = _settle(ctx, move)
-        log.info("reconciled %s of product %s for job %s: %s", move.kind, product_id, move.job_id,
-                 "applied" if applied else "not applied")
-        _mark(ctx, move.id, APPLIED if applied else PLANNED)
-
-
-def _settle(ctx: PlacementContext, move: InventoryMove) -> bool:
-    """Whether a pending write landed, decided so that it can never land later.
+def _settle(ctx: PlacementContext, move) -> bool:
+    """Whether a pending write (a ledger row) landed, decided so that it can never land later.
 
     Only lock holders write, and each settles the pending write before its own,
     so once the product's version moved past the one the write was based on,

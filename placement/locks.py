@@ -48,25 +48,21 @@ class Locks:
     @contextmanager
     def open(cls, engine: Engine, wait_seconds: float = 10.0) -> Iterator["Locks"]:
         """A lock connection for one execution; every lock on it is released on exit."""
-        connection = engine.connect()
+        # Autocommit: every lock call is one round trip, and no transaction is ever left open.
+        connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         try:
             locks = cls(connection, wait_seconds)
             connection.execute(text(f"SET lock_timeout = {locks._wait_ms}"))
-            connection.commit()
             yield locks
         finally:
             try:
-                connection.execute(text("SELECT pg_advisory_unlock_all()"))
-                connection.execute(text("RESET lock_timeout"))
-                connection.commit()
+                connection.execute(text("SELECT pg_advisory_unlock_all(); RESET lock_timeout"))
             except Exception:  # the connection is broken: PostgreSQL already released its locks
                 connection.invalidate()
             connection.close()
 
     def _scalar(self, sql: str, **params):
-        value = self._connection.execute(text(sql), params).scalar()
-        self._connection.commit()
-        return value
+        return self._connection.execute(text(sql), params).scalar()
 
     def try_acquire(self, key: int) -> bool:
         """Take the lock if it is free, without waiting."""
@@ -89,7 +85,6 @@ class Locks:
         try:
             self._scalar("SELECT pg_advisory_lock(:key)", key=key)
         except Exception as exc:
-            self._connection.rollback()
             raise LockBusy(f"advisory lock {key:#x} not free after {self._wait_ms} ms") from exc
         try:
             yield

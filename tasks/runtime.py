@@ -40,9 +40,10 @@ class WorkerRuntime:
 
     @contextmanager
     def placement(self, on_step: Callable[[str], None] | None = None) -> Iterator[PlacementContext]:
-        """Dependencies for one execution, with its own lock connection."""
-        with Locks.open(self.db.engine, wait_seconds=self.settings.peer_timeout * 2) as locks:
-            context = PlacementContext(self.db.transaction, self.catalog, self.carts, locks,
+        """Dependencies for one execution: its own lock connection and its own data connection."""
+        with Locks.open(self.db.engine, wait_seconds=self.settings.peer_timeout * 2) as locks, \
+                self.db.pinned() as transaction:
+            context = PlacementContext(transaction, self.catalog, self.carts, locks,
                                        announce=enqueue_deliveries)
             if on_step is not None:
                 context.on_step = on_step

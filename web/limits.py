@@ -42,13 +42,30 @@ def init_app(app: Flask, settings: Settings, exempt_blueprints=()) -> None:
     app.config.update(
         RATELIMIT_DEFAULT=settings.rate_limit,
         RATELIMIT_STORAGE_URI=_storage(settings),
-        RATELIMIT_HEADERS_ENABLED=True,
+        # X-RateLimit-* on every answer would cost every request a second Redis round trip;
+        # only a refused one is told when to come back (Retry-After, below).
+        RATELIMIT_HEADERS_ENABLED=False,
         RATELIMIT_SWALLOW_ERRORS=True,
         RATELIMIT_KEY_PREFIX="orders-ratelimit",
     )
     limiter.init_app(app)
     for blueprint in exempt_blueprints:
         limiter.exempt(blueprint)
+
+    @app.after_request
+    def _retry_after(response):
+        """A 429 says when the client's window resets."""
+        if response.status_code == 429 and "Retry-After" not in response.headers:
+            response.headers["Retry-After"] = str(_seconds_to_reset())
+        return response
+
+
+def _seconds_to_reset() -> int:
+    try:
+        current = limiter.current_limit
+        return max(1, current.reset_at - int(time.time())) if current else 1
+    except Exception:  # the limiter's Redis went away meanwhile: a short wait is a fine guess
+        return 1
 
 
 class BackPressure:

@@ -12,11 +12,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Interval, bindparam, func, literal, select
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Session
 
 from models import events
+from models.events import JobEvent
 from models.jobs import CANCELLED, CART_NOT_NEEDED, KIND_CANCEL, QUEUED, SOURCE_BODY, SOURCE_CART, Job
 from models.orders import ORDERED, Order
 from placement.items import normalize
@@ -45,29 +46,50 @@ def fingerprint(customer_id: int, items: list[dict] | None, callback_url: str | 
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _accept_statement():
+    """INSERT the job and its 'accepted' event in one statement; built once, compiled once.
+
+    A job whose Idempotency-Key already exists is not inserted (nor its event): no row returned.
+    """
+    jobs, job_events = Job.__table__, JobEvent.__table__
+    values = {name: bindparam(name, type_=jobs.c[name].type) for name in _SUBMITTED}
+    values["next_run_at"] = func.now() + bindparam("deadline", type_=Interval())
+    new_job = (insert(jobs).values(values)
+               .on_conflict_do_nothing(index_elements=[jobs.c.idempotency_key])
+               .returning(jobs.c.id).cte("new_job"))
+    return insert(job_events).from_select(
+        ["job_id", "event", "status", "attempt", "detail"],
+        select(new_job.c.id, literal("accepted"), literal(QUEUED), literal(0), bindparam("detail", type_=JSONB())),
+    ).returning(job_events.c.job_id)
+
+
+_SUBMITTED = ("id", "customer_id", "status", "source", "requested_items", "attempts", "cart_status",
+              "idempotency_key", "request_fingerprint", "callback_url")
+_ACCEPT = _accept_statement()
+
+
 def submit(session: Session, customer_id: int, items: list[dict] | None, idempotency_key: str | None,
            dispatch_deadline: float, callback_url: str | None = None) -> Submission:
     """Insert the job (or find the one this key already made); the caller commits."""
     items = normalize(items) if items is not None else None
+    source = SOURCE_BODY if items is not None else SOURCE_CART
     values = dict(
+        id=uuid.uuid4(),
         customer_id=customer_id,
         status=QUEUED,
-        source=SOURCE_BODY if items is not None else SOURCE_CART,
+        source=source,
         requested_items=items,
         attempts=0,
         cart_status=CART_NOT_NEEDED,
         idempotency_key=idempotency_key,
         request_fingerprint=fingerprint(customer_id, items, callback_url) if idempotency_key else None,
-        next_run_at=func.now() + timedelta(seconds=dispatch_deadline),
         callback_url=callback_url,
     )
-    statement = insert(Job).values(**values).returning(Job)
-    if idempotency_key:
-        statement = statement.on_conflict_do_nothing(index_elements=[Job.idempotency_key])
-    job = session.scalars(statement).one_or_none()
-    if job is not None:
-        events.record(session, job.id, "accepted", QUEUED, 0, {"source": job.source})
-        return Submission(job, created=True)
+    inserted = session.connection().execute(
+        _ACCEPT, {**values, "deadline": timedelta(seconds=dispatch_deadline), "detail": {"source": source}}
+    ).scalar()
+    if inserted is not None:
+        return Submission(Job(**values), created=True)
     existing = session.scalars(select(Job).where(Job.idempotency_key == idempotency_key)).one()
     if existing.request_fingerprint != values["request_fingerprint"]:
         raise IdempotencyConflict(idempotency_key)

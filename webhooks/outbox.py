@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 
-from sqlalchemy import insert, select
+from sqlalchemy import String, any_, bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from models.jobs import CANCELLED, COMPLETED, FAILED, REJECTED, Job
@@ -16,11 +16,16 @@ from models.webhooks import (
     JOB_CANCELLED, JOB_COMPLETED, JOB_FAILED, JOB_REJECTED, ORDER_CANCELLED, WebhookDelivery, WebhookSubscription,
 )
 
+# Every job end runs this: built once, executed on the connection (no ORM work).
+_SUBSCRIBERS = (select(WebhookSubscription.__table__.c.url, WebhookSubscription.__table__.c.id)
+                .where(WebhookSubscription.__table__.c.active,
+                       bindparam("event", type_=String()) == any_(WebhookSubscription.__table__.c.events)))
 _JOB_EVENTS = {COMPLETED: JOB_COMPLETED, REJECTED: JOB_REJECTED, FAILED: JOB_FAILED, CANCELLED: JOB_CANCELLED}
 
 
-def job_ended(session: Session, job: Job, order_id: int | None) -> list[uuid.UUID]:
-    """Owe the end of `job` (completed, rejected, failed or cancelled) to its callback and subscribers."""
+def job_ended(session: Session, job, order_id: int | None) -> list[uuid.UUID]:
+    """Owe the end of `job` (a Job or a row with its columns: completed, rejected, failed or
+    cancelled) to its callback and subscribers."""
     return _owe(session, job.id, _JOB_EVENTS[job.status], {"job": _job(job, order_id)}, job.callback_url)
 
 
@@ -39,11 +44,7 @@ def _job(job: Job, order_id: int | None) -> dict:
 
 def _owe(session: Session, job_id: uuid.UUID, event: str, data: dict, callback_url: str | None) -> list[uuid.UUID]:
     targets: list[tuple[str, int | None]] = [(callback_url, None)] if callback_url else []
-    subscribers = session.execute(
-        select(WebhookSubscription.url, WebhookSubscription.id)
-        .where(WebhookSubscription.active, WebhookSubscription.events.any(event))
-    )
-    targets.extend(tuple(row) for row in subscribers)
+    targets.extend(tuple(row) for row in session.connection().execute(_SUBSCRIBERS, {"event": event}))
     if not targets:
         return []
     created_at = datetime.now(timezone.utc).isoformat()

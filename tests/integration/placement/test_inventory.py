@@ -87,4 +87,4 @@ def test_a_take_beyond_the_stock_is_refused_and_changes_nothing(runtime, peers):
 
     assert refused.value.code == "insufficient_stock"
     assert peers.product(33)["quantity"] == 2
-    assert _state(runtime, job_id, 33) == PLANNED
+    assert _state(runtime, job_id, 33) is None  # nothing was sent, so nothing is ledgered

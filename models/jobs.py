@@ -9,9 +9,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, String, func, text
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, String, func, select, text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, column_property, mapped_column
 
 from models.base import Base, Timestamps
 from models.orders import Order
@@ -80,10 +80,6 @@ class Job(Base, Timestamps):
     # Where to POST the job's end (and its order's cancellation), signed; None: nobody asked.
     callback_url: Mapped[str | None] = mapped_column(String(2048))
 
-    # Loaded only when asked for (the job's answer): the worker reads jobs many times per order.
-    order: Mapped[Order | None] = relationship(lazy="select", viewonly=True, foreign_keys="Order.job_id")
-
-    @property
-    def order_id(self) -> int | None:
-        """The order this job created, once it completed."""
-        return self.order.id if self.order else None
+    # The order this job created, once it completed: read with the job, in the same query.
+    order_id: Mapped[int | None] = column_property(
+        select(Order.id).where(Order.job_id == id).correlate_except(Order).scalar_subquery())

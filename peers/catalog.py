@@ -47,6 +47,6 @@ class Catalog:
             raise BadPeerResponse(
                 f"catalog product {product_id} has no valid quantity ({quantity!r})",
                 peer=self.http.name,
-                status=response.status_code,
+                status=response.status,
             )
         return Product(id=product_id, quantity=quantity, etag=response.headers.get("ETag"), body=body)

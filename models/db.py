@@ -7,10 +7,10 @@ forgets an inherited one after a fork.
 from __future__ import annotations
 
 import os
-from contextlib import AbstractContextManager, contextmanager
-from typing import Callable, Iterator
+from contextlib import contextmanager
+from typing import Iterator
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -53,13 +53,6 @@ class Database:
         with self.session() as session, session.begin():
             yield session
 
-    @contextmanager
-    def pinned(self) -> Iterator[Callable[[], AbstractContextManager[Session]]]:
-        """Like `transaction`, on one connection held for the block: a run of short units of work
-        (one task execution) pays for one pool checkout and its liveness ping, not one each."""
-        with self.engine.connect() as connection:
-            yield lambda: _transaction_on(connection)
-
     def dispose(self) -> None:
         """Close this process's connections (shutdown, tests)."""
         if self._engine is not None and self._pid == os.getpid():
@@ -69,6 +62,8 @@ class Database:
 
 
 @contextmanager
-def _transaction_on(connection) -> Iterator[Session]:
+def transaction_on(connection: Connection) -> Iterator[Session]:
+    """Like `Database.transaction`, on a connection the caller holds: a run of short units of
+    work (one task execution) pays for one pool checkout and its liveness ping, not one each."""
     with Session(bind=connection, expire_on_commit=False) as session, session.begin():
         yield session

@@ -1,9 +1,11 @@
 """PostgreSQL advisory locks: one execution per job, one writer per product.
 
-Session-level advisory locks live on a connection of their own, outside any
-transaction, so holding one never keeps a transaction open across a peer call.
-When a worker dies, PostgreSQL drops its connection and with it every lock it
-held: no lease to expire, and Redis restarts cannot lose a lock.
+Session-level advisory locks belong to a connection, not to a transaction, so
+holding one never keeps a transaction open across a peer call. An execution
+takes them on the connection its short transactions also use, between those
+transactions: one connection per running task. When a worker dies, PostgreSQL
+drops its connection and with it every lock it held: no lease to expire, and
+Redis restarts cannot lose a lock.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import uuid
 from contextlib import contextmanager
 from typing import Iterator
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
 # Key spaces, in the high bits of the 64-bit advisory key, so kinds never collide.
 _JOB, _PRODUCT, _MIGRATION, _SWEEPER = 1, 2, 3, 4
@@ -38,7 +40,7 @@ class LockBusy(RuntimeError):
 
 
 class Locks:
-    """Advisory locks held on one dedicated connection for the length of one task execution."""
+    """Advisory locks held on one connection for the length of one task execution."""
 
     def __init__(self, connection: Connection, wait_seconds: float):
         self._connection = connection
@@ -47,30 +49,45 @@ class Locks:
     @classmethod
     @contextmanager
     def open(cls, engine: Engine, wait_seconds: float = 10.0) -> Iterator["Locks"]:
-        """A lock connection for one execution; every lock on it is released on exit."""
-        # Autocommit: every lock call is one round trip, and no transaction is ever left open.
-        connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        """A connection of their own for the locks of one pass (the sweeper's)."""
+        with engine.connect() as connection, cls.on(connection, wait_seconds) as locks:
+            yield locks
+
+    @classmethod
+    @contextmanager
+    def on(cls, connection: Connection, wait_seconds: float = 10.0) -> Iterator["Locks"]:
+        """Locks on `connection`, taken between its transactions; every one is released on exit."""
+        locks = cls(connection, wait_seconds)
+        locks._scalar(f"SET lock_timeout = {locks._wait_ms}")
         try:
-            locks = cls(connection, wait_seconds)
-            connection.execute(text(f"SET lock_timeout = {locks._wait_ms}"))
             yield locks
         finally:
             try:
-                connection.execute(text("SELECT pg_advisory_unlock_all(); RESET lock_timeout"))
+                locks._scalar("SELECT pg_advisory_unlock_all(); RESET lock_timeout")
             except Exception:  # the connection is broken: PostgreSQL already released its locks
                 connection.invalidate()
-            connection.close()
 
     def _scalar(self, sql: str, **params):
-        return self._connection.execute(text(sql), params).scalar()
+        """Run one lock statement outside any transaction: in autocommit, one round trip
+        (in a transaction it would be three: BEGIN, the statement, COMMIT). The driver's
+        autocommit switch is client-side, and no transaction of the connection is open here."""
+        driver = self._connection.connection.dbapi_connection
+        driver.autocommit = True
+        try:
+            with driver.cursor() as cursor:
+                cursor.execute(sql, params or None)
+                return cursor.fetchone()[0] if cursor.description else None
+        finally:
+            if not driver.closed:
+                driver.autocommit = False
 
     def try_acquire(self, key: int) -> bool:
         """Take the lock if it is free, without waiting."""
-        return bool(self._scalar("SELECT pg_try_advisory_lock(:key)", key=key))
+        return bool(self._scalar("SELECT pg_try_advisory_lock(%(key)s)", key=key))
 
     def release(self, key: int) -> None:
         """Give a lock back."""
-        self._scalar("SELECT pg_advisory_unlock(:key)", key=key)
+        self._scalar("SELECT pg_advisory_unlock(%(key)s)", key=key)
 
     def is_free(self, key: int) -> bool:
         """Whether nobody holds the lock right now (taken and given straight back)."""
@@ -83,7 +100,7 @@ class Locks:
     def hold(self, key: int) -> Iterator[None]:
         """Wait (up to the configured time) for the lock, hold it for the block, then release it."""
         try:
-            self._scalar("SELECT pg_advisory_lock(:key)", key=key)
+            self._scalar("SELECT pg_advisory_lock(%(key)s)", key=key)
         except Exception as exc:
             raise LockBusy(f"advisory lock {key:#x} not free after {self._wait_ms} ms") from exc
         try:
@@ -96,7 +113,7 @@ class Locks:
         try:
             held = self._scalar(
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
-                " AND granted AND classid::bigint = :hi AND objid::bigint = :lo AND objsubid = 1",
+                " AND granted AND classid::bigint = %(hi)s AND objid::bigint = %(lo)s AND objsubid = 1",
                 hi=(key >> 32) & 0xFFFFFFFF,
                 lo=key & 0xFFFFFFFF,
             )

@@ -6,12 +6,12 @@ pool) gets its own pools after any fork.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Callable, Iterator
 
 import requests
 
-from models.db import Database
+from models.db import Database, transaction_on
 from peers import Carts, Catalog, PeerHttp
 from placement.context import PlacementContext
 from placement.locks import Locks
@@ -27,9 +27,9 @@ class WorkerRuntime:
     def __init__(self, settings: Settings):
         self.settings = settings
         catalog_url, cart_url = settings.require_peers()
-        # Each running task holds a lock connection and a session's: two per thread, plus the sweeper.
+        # Each running task holds one connection; the sweeper takes two (its locks, its transactions).
         self.db = Database(settings.database_url,
-                           pool_size=max(settings.db_pool_size, 2 * settings.worker_concurrency + 2))
+                           pool_size=max(settings.db_pool_size, settings.worker_concurrency + 2))
         self.catalog = Catalog(PeerHttp("catalog", catalog_url, settings.peer_timeout, settings.peer_pool_size))
         self.carts = Carts(PeerHttp("cart", cart_url, settings.peer_timeout, settings.peer_pool_size))
         self.policy = RetryPolicy(settings.max_attempts, settings.retry_backoff_base, settings.retry_backoff_max)
@@ -40,10 +40,10 @@ class WorkerRuntime:
 
     @contextmanager
     def placement(self, on_step: Callable[[str], None] | None = None) -> Iterator[PlacementContext]:
-        """Dependencies for one execution: its own lock connection and its own data connection."""
-        with Locks.open(self.db.engine, wait_seconds=self.settings.peer_timeout * 2) as locks, \
-                self.db.pinned() as transaction:
-            context = PlacementContext(transaction, self.catalog, self.carts, locks,
+        """Dependencies for one execution: one connection, for its locks and its short transactions."""
+        with self.db.engine.connect() as connection, \
+                Locks.on(connection, wait_seconds=self.settings.peer_timeout * 2) as locks:
+            context = PlacementContext(partial(transaction_on, connection), self.catalog, self.carts, locks,
                                        announce=enqueue_deliveries)
             if on_step is not None:
                 context.on_step = on_step

@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -170,3 +172,53 @@ def empty_tables(engine):
 def api(api_server, worker, empty_tables, peers):
     """A client of the live API, with a worker running, empty tables and fresh peers."""
     return Api(api_server[0], token())
+
+
+class Receiver:
+    """A webhook receiver on loopback: records every POST, answers `failures` 503s before it
+    accepts, and takes `delay` seconds over each answer."""
+
+    def __init__(self):
+        self.received: list[dict] = []
+        self.failures = 0
+        self.delay = 0.0
+        self.answered: list[int] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                time.sleep(receiver.delay)
+                status = 503 if receiver.failures > 0 else 204
+                receiver.failures -= 1 if status == 503 else 0
+                receiver.received.append({"headers": dict(self.headers), "body": body, "path": self.path})
+                receiver.answered.append(status)
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args):
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def wait_for(self, count: int, timeout: float = 30) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while len(self.received) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(self.received) >= count, f"received {len(self.received)} of {count}: {self.received}"
+        return self.received
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture()
+def receiver():
+    """A webhook receiver on loopback for one test."""
+    handle = Receiver()
+    yield handle
+    handle.close()

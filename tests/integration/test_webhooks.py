@@ -4,10 +4,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from sqlalchemy import text
@@ -17,52 +15,6 @@ from devstack.stack import TEST_WEBHOOK_SECRET
 from devstack.tokens import token
 
 ITEMS = [{"product_id": 21, "quantity": 2}]
-
-
-class Receiver:
-    """An HTTP server that records every POST and answers `failures` 503s before it accepts."""
-
-    def __init__(self):
-        self.received: list[dict] = []
-        self.failures = 0
-        self.answered: list[int] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's name
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                status = 503 if receiver.failures > 0 else 204
-                receiver.failures -= 1 if status == 503 else 0
-                receiver.received.append({"headers": dict(self.headers), "body": body, "path": self.path})
-                receiver.answered.append(status)
-                self.send_response(status)
-                self.end_headers()
-
-            def log_message(self, *args):
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def wait_for(self, count: int, timeout: float = 30) -> list[dict]:
-        deadline = time.monotonic() + timeout
-        while len(self.received) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(self.received) >= count, f"received {len(self.received)} of {count}: {self.received}"
-        return self.received
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture()
-def receiver():
-    handle = Receiver()
-    yield handle
-    handle.close()
 
 
 def verified(request: dict, secret: str = TEST_WEBHOOK_SECRET) -> dict:

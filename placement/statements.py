@@ -13,7 +13,7 @@ from sqlalchemy import Interval, bindparam, exists, func, insert, literal, null,
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from models.events import JobEvent
-from models.inventory import PENDING, PLANNED, InventoryMove
+from models.inventory import APPLIED, PENDING, PLANNED, InventoryMove
 from models.jobs import COMPLETED, PROCESSING, UNFINISHED, Job
 from models.orders import ORDERED, Order
 
@@ -24,12 +24,14 @@ _ENDED_JOB = (jobs.c.id, jobs.c.kind, jobs.c.status, jobs.c.customer_id, jobs.c.
               jobs.c.error, jobs.c.callback_url)
 
 
-def _logged(changed, event):
-    """The event of a job change (a CTE returning id, status and attempts) as a CTE of its own."""
-    return insert(job_events).from_select(
-        ["job_id", "event", "status", "attempt"],
-        select(changed.c.id, event, changed.c.status, changed.c.attempts),
-    ).cte(f"{changed.name}_logged")
+def _logged(changed, event, detail=None):
+    """The timeline event of a job change (a CTE returning id, status and attempts), as a CTE."""
+    columns = [changed.c.id, event, changed.c.status, changed.c.attempts]
+    names = ["job_id", "event", "status", "attempt"]
+    if detail is not None:
+        columns.append(detail)
+        names.append("detail")
+    return insert(job_events).from_select(names, select(*columns)).cte(f"{changed.name}_logged")
 
 
 def _start():
@@ -58,10 +60,7 @@ def step(changed: tuple[str, ...] = ()):
     moved = (update(jobs).where(jobs.c.id == bindparam("job_id"))
              .values(step=bindparam("new_step"), updated_at=func.now(), **values)
              .returning(jobs.c.id, jobs.c.status, jobs.c.attempts).cte("moved"))
-    return insert(job_events).from_select(
-        ["job_id", "event", "status", "attempt"],
-        select(moved.c.id, bindparam("event_name"), moved.c.status, moved.c.attempts),
-    )
+    return select(moved.c.id).add_cte(_logged(moved, bindparam("event_name")))
 
 
 # The order of a job, once: None when an earlier execution already inserted it.
@@ -79,12 +78,8 @@ def _complete():
                 cart_status=bindparam("new_cart_status"))
         .returning(*_ENDED_JOB, jobs.c.attempts).cte("completed")
     )
-    logged = insert(job_events).from_select(
-        ["job_id", "event", "status", "attempt", "detail"],
-        select(completed.c.id, literal("order_saved"), completed.c.status, completed.c.attempts,
-               func.jsonb_build_object("order_id", bindparam("order_id"))),
-    ).cte("completed_logged")
-    return select(completed).add_cte(logged)
+    return select(completed).add_cte(
+        _logged(completed, literal("order_saved"), func.jsonb_build_object("order_id", bindparam("order_id"))))
 
 
 # Complete the job (with its "order_saved" event): the job as the outbox needs it.
@@ -113,6 +108,6 @@ def _pending():
 
 # Ledger a write about to be sent: the move, pending, with what it is based on and asks for.
 MOVE_PENDING = _pending()
-MOVE_APPLIED = update(moves).where(moves.c.id == bindparam("move_id")).values(state="applied", updated_at=func.now())
+MOVE_APPLIED = update(moves).where(moves.c.id == bindparam("move_id")).values(state=APPLIED, updated_at=func.now())
 MOVE_NOT_APPLIED = update(moves).where(moves.c.id == bindparam("move_id")).values(
     state=PLANNED, quantity_before=None, quantity_after=None, etag_before=None, updated_at=func.now())

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from functools import lru_cache, partial
 from typing import Callable, Iterator
 
-import requests
+import urllib3
 
 from models.db import Database, transaction_on
 from peers import Carts, Catalog, PeerHttp
@@ -33,7 +33,8 @@ class WorkerRuntime:
         self.catalog = Catalog(PeerHttp("catalog", catalog_url, settings.peer_timeout, settings.peer_pool_size))
         self.carts = Carts(PeerHttp("cart", cart_url, settings.peer_timeout, settings.peer_pool_size))
         self.policy = RetryPolicy(settings.max_attempts, settings.retry_backoff_base, settings.retry_backoff_max)
-        self.webhooks = Sender(self.db.transaction, requests.Session(), settings.webhook_secret,
+        self.webhooks = Sender(self.db.transaction, urllib3.PoolManager(maxsize=settings.worker_concurrency),
+                               settings.webhook_secret,
                                settings.webhook_allow_private, settings.webhook_timeout,
                                RetryPolicy(settings.webhook_max_attempts, settings.webhook_backoff_base,
                                            settings.webhook_backoff_max))

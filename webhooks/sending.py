@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Callable
 
-import requests
+import urllib3
+from urllib3.exceptions import HTTPError
 from sqlalchemy import func, or_, update
 from sqlalchemy.orm import Session
 
@@ -43,7 +44,7 @@ class Sender:
     """What sending needs: transactions, an HTTP session of this process, the secret and the rules."""
 
     transaction: Callable[[], AbstractContextManager[Session]]
-    http: requests.Session
+    http: urllib3.PoolManager
     secret: str | None
     allow_private: bool
     timeout: float
@@ -88,13 +89,13 @@ class Sender:
                    "X-Order-Event": payload["type"], "X-Order-Delivery": str(delivery_id),
                    SIGNATURE_HEADER: signature(self.secret, body, int(time.time()))}
         try:
-            response = self.http.post(url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False)
-        except requests.RequestException as exc:
+            response = self.http.request("POST", url, body=body, headers=headers, timeout=self.timeout,
+                                         redirect=False, retries=False)
+        except HTTPError as exc:
             return None, f"{exc.__class__.__name__}: {exc}"[:1000], False
-        response.close()
-        if 200 <= response.status_code < 300:
-            return response.status_code, None, False
-        return response.status_code, f"the receiver answered {response.status_code}", False
+        if 200 <= response.status < 300:
+            return response.status, None, False
+        return response.status, f"the receiver answered {response.status}", False
 
     def _record(self, delivery_id, attempt: int, status_code, error, elapsed_ms: int, permanent: bool) -> Sent:
         with self.transaction() as session:

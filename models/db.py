@@ -7,6 +7,7 @@ forgets an inherited one after a fork.
 from __future__ import annotations
 
 import os
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -15,37 +16,54 @@ from sqlalchemy.orm import Session, sessionmaker
 
 
 class Database:
-    """Owns the engine and session factory of one process for one database URL."""
+    """Owns the engines and session factories of one process for one database URL."""
 
     def __init__(self, url: str, pool_size: int = 10):
         self.url = url
         self.pool_size = pool_size
+        self._lock = threading.Lock()
         self._pid: int | None = None
         self._engine: Engine | None = None
         self._sessions: sessionmaker[Session] | None = None
+        self._read_engine: Engine | None = None
+        self._readers: sessionmaker[Session] | None = None
+
+    def _create_engine(self, **options) -> Engine:
+        return create_engine(self.url, pool_size=self.pool_size, max_overflow=self.pool_size,
+                             pool_pre_ping=True, pool_recycle=1800, **options)
 
     @property
     def engine(self) -> Engine:
         """The engine of the current process, created on first use after any fork."""
         if self._pid != os.getpid():
-            if self._engine is not None:
-                # Inherited from the parent: drop its connections without closing the parent's sockets.
-                self._engine.dispose(close=False)
-            self._engine = create_engine(
-                self.url,
-                pool_size=self.pool_size,
-                max_overflow=self.pool_size,
-                pool_pre_ping=True,
-                pool_recycle=1800,
-            )
-            self._sessions = sessionmaker(self._engine, expire_on_commit=False)
-            self._pid = os.getpid()
+            with self._lock:
+                if self._pid != os.getpid():
+                    for inherited in (self._engine, self._read_engine):
+                        if inherited is not None:
+                            # Drop the parent's connections without closing the parent's sockets.
+                            inherited.dispose(close=False)
+                    self._engine = self._create_engine()
+                    self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+                    self._read_engine = self._readers = None
+                    self._pid = os.getpid()
         return self._engine
 
     def session(self) -> Session:
         """A new session; the caller owns its lifetime."""
         self.engine  # noqa: B018 - make sure the factory belongs to this process
         return self._sessions()
+
+    def reader(self) -> Session:
+        """A new session for reading only. Its connections (a pool of their own, made on first use)
+        stay in autocommit: each statement sees what is committed, as under READ COMMITTED,
+        without a BEGIN and a ROLLBACK round trip around it."""
+        self.engine  # noqa: B018 - make sure the factories belong to this process
+        if self._readers is None:
+            with self._lock:
+                if self._readers is None:
+                    self._read_engine = self._create_engine(isolation_level="AUTOCOMMIT")
+                    self._readers = sessionmaker(self._read_engine, expire_on_commit=False)
+        return self._readers()
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -55,9 +73,11 @@ class Database:
 
     def dispose(self) -> None:
         """Close this process's connections (shutdown, tests)."""
-        if self._engine is not None and self._pid == os.getpid():
-            self._engine.dispose()
-        self._engine = None
+        if self._pid == os.getpid():
+            for engine in (self._engine, self._read_engine):
+                if engine is not None:
+                    engine.dispose()
+        self._engine = self._read_engine = self._sessions = self._readers = None
         self._pid = None
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 import jwt
 from flask import Flask, g, request
@@ -39,15 +40,29 @@ ANYONE = Principal(customer_id=None, admin=True)
 
 
 class TokenVerifier:
-    """Checks signature, algorithm, expiry and (when configured) audience and issuer."""
+    """Checks signature, algorithm, expiry and (when configured) audience and issuer.
 
-    def __init__(self, settings: Settings):
+    A client sends the same token with every request until it expires, so a
+    token that passed is remembered (a bounded cache keyed by the whole token,
+    whose signature covers every claim) and later only its expiry is checked:
+    checking a signature again costs more than the rest of a status poll.
+    """
+
+    def __init__(self, settings: Settings, remembered: int = 4096):
         self.key = settings.jwt_secret or settings.jwt_public_key
         self.algorithm = "HS256" if settings.jwt_secret else "RS256"
         self.audience, self.issuer = settings.jwt_audience, settings.jwt_issuer
+        self._checked = lru_cache(maxsize=remembered)(self._check)
 
     def verify(self, token: str) -> Principal:
         """The principal the token speaks for; jwt.InvalidTokenError when it speaks for no one."""
+        principal, expires_at = self._checked(token)
+        if expires_at <= time.time():
+            raise jwt.ExpiredSignatureError("Signature has expired")
+        return principal
+
+    def _check(self, token: str) -> tuple[Principal, float]:
+        """The principal and expiry of a token that passes every check (failures are not cached)."""
         claims = jwt.decode(
             token, self.key, algorithms=[self.algorithm], audience=self.audience, issuer=self.issuer,
             options={"require": ["exp", "sub"], "verify_aud": self.audience is not None},
@@ -59,10 +74,11 @@ class TokenVerifier:
                 scopes |= {str(v) for v in claims[name]}
         admin = ADMIN_SCOPE in scopes
         subject = str(claims["sub"])
+        expires_at = float(claims["exp"])
         if subject.isdigit() and 1 <= int(subject) <= 2**31 - 1:
-            return Principal(int(subject), admin)
+            return Principal(int(subject), admin), expires_at
         if admin:
-            return Principal(None, True)
+            return Principal(None, True), expires_at
         raise jwt.InvalidTokenError("sub must be a customer id")
 
 

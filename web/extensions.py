@@ -1,19 +1,21 @@
 """Extensions, created unbound and initialised by `create_app`."""
 from __future__ import annotations
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, request
 from flask_smorest import Api
 from sqlalchemy.orm import Session
 
 from models.db import Database
 
 api = Api()
+READ_ONLY = frozenset({"GET", "HEAD"})
 
 
 class RequestSessions:
     """One SQLAlchemy session per request: opened on first use, closed at teardown.
 
     Views commit; nothing else does. A session left uncommitted is rolled back.
+    GET and HEAD only read: theirs runs in autocommit (`Database.reader`).
     """
 
     def init_app(self, app: Flask, database: Database) -> None:
@@ -29,7 +31,8 @@ class RequestSessions:
     def session(self) -> Session:
         """The current request's session."""
         if "db_session" not in g:
-            g.db_session = self.database.session()
+            database = self.database
+            g.db_session = database.reader() if request.method in READ_ONLY else database.session()
         return g.db_session
 
     @staticmethod

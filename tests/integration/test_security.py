@@ -111,6 +111,22 @@ def test_rate_limit_answers_429_with_retry_after(api, strict_api):
     assert other.get("/orders").status_code == 200  # limits are per client
 
 
+def test_requests_go_through_when_the_rate_limits_redis_is_unreachable(api, stack_env):
+    port = procs.free_port()
+    env = {**stack_env["env"], "RATE_LIMIT": "2 per minute",
+           "RATE_LIMIT_STORAGE_URI": f"redis://127.0.0.1:{procs.free_port()}/0"}  # nobody listens there
+    proc = procs.start_api(port, env, procs.ROOT / "test-artifacts" / "logs" / "limitless")
+    try:
+        caller = api.as_(token(203, admin=False))
+        caller.url = f"http://127.0.0.1:{port}"
+        assert [caller.get("/orders").status_code for _ in range(4)] == [200] * 4
+        job = caller.submit(203, ITEM)
+        assert job.status_code == 202
+        assert caller.wait(job.json()["job_id"])["status"] == "completed"
+    finally:
+        proc.stop()
+
+
 def test_back_pressure_refuses_submissions_over_the_backlog(api, strict_api, engine):
     with engine.begin() as connection:  # a backlog the worker will not see (never dispatched)
         for _ in range(3):

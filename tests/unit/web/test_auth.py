@@ -53,6 +53,25 @@ def test_bad_tokens_are_refused(token):
         TokenVerifier(settings(JWT_SECRET=SECRET)).verify(token)
 
 
+def test_a_remembered_token_still_expires(monkeypatch):
+    verifier = TokenVerifier(settings(JWT_SECRET=SECRET))
+    token = jwt.encode(claims(exp=int(time.time()) + 2), SECRET, "HS256")
+    assert verifier.verify(token).customer_id == 7
+    assert verifier.verify(token).customer_id == 7  # now from the cache
+    later = time.time() + 3
+    monkeypatch.setattr(time, "time", lambda: later)
+    with pytest.raises(jwt.ExpiredSignatureError):
+        verifier.verify(token)
+
+
+def test_a_refused_token_is_refused_every_time():
+    verifier = TokenVerifier(settings(JWT_SECRET=SECRET))
+    forged = jwt.encode(claims(), "another-secret-" + "x" * 40, "HS256")
+    for _ in range(2):
+        with pytest.raises(jwt.InvalidSignatureError):
+            verifier.verify(forged)
+
+
 def test_audience_and_issuer_are_checked_when_configured():
     verifier = TokenVerifier(settings(JWT_SECRET=SECRET, JWT_AUDIENCE="orders-api", JWT_ISSUER="https://id.shop"))
     good = claims(aud="orders-api", iss="https://id.shop")

@@ -14,12 +14,14 @@ Redis or RabbitMQ, chosen by CELERY_BROKER_URL alone:
 import os
 
 from settings import get_settings
+from tasks import transport
 
 _settings = get_settings()
 
 broker_url = _settings.broker_url
 broker_connection_retry_on_startup = True
 if _settings.broker_is_redis:
+    transport.use_for_redis_urls()  # kombu's, minus a client built per publish
     broker_transport_options = {
         "visibility_timeout": _settings.visibility_timeout,
         "socket_connect_timeout": 2,

@@ -53,10 +53,11 @@ class Database:
         self.engine  # noqa: B018 - make sure the factory belongs to this process
         return self._sessions()
 
-    def reader(self) -> Session:
-        """A new session for reading only. Its connections (a pool of their own, made on first use)
-        stay in autocommit: each statement sees what is committed, as under READ COMMITTED,
-        without a BEGIN and a ROLLBACK round trip around it."""
+    def autocommit_session(self) -> Session:
+        """A new session whose statements each commit on their own, for reads and for a unit of work
+        that is a single statement. Its connections (a pool of their own, made on first use) stay in
+        autocommit: a read sees what is committed, as under READ COMMITTED, and nothing pays for a
+        BEGIN and a COMMIT or ROLLBACK round trip around one statement."""
         self.engine  # noqa: B018 - make sure the factories belong to this process
         if self._readers is None:
             with self._lock:

@@ -15,7 +15,8 @@ class RequestSessions:
     """One SQLAlchemy session per request: opened on first use, closed at teardown.
 
     Views commit; nothing else does. A session left uncommitted is rolled back.
-    GET and HEAD only read: theirs runs in autocommit (`Database.reader`).
+    GET and HEAD only read, and a view that declares `single_statement()` writes
+    with one statement: theirs runs in autocommit (`Database.autocommit_session`).
     """
 
     def init_app(self, app: Flask, database: Database) -> None:
@@ -32,8 +33,17 @@ class RequestSessions:
         """The current request's session."""
         if "db_session" not in g:
             database = self.database
-            g.db_session = database.reader() if request.method in READ_ONLY else database.session()
+            autocommit = request.method in READ_ONLY or g.get("db_single_statement", False)
+            g.db_session = database.autocommit_session() if autocommit else database.session()
         return g.db_session
+
+    @staticmethod
+    def single_statement() -> None:
+        """Declare, before its first query, that this request changes the database with one statement
+        at most (atomic on its own), so its session can skip the BEGIN and COMMIT round trips."""
+        if "db_session" in g:
+            raise RuntimeError("single_statement() must come before the request's first query")
+        g.db_single_statement = True
 
     @staticmethod
     def _close(_exc=None) -> None:

@@ -80,6 +80,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
             key = request.headers.get("Idempotency-Key")
             if key is not None and not _SAFE_KEY.fullmatch(key):
                 abort(422, message=f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters")
+            db.single_statement()  # the job and its first event are one INSERT (submissions._ACCEPT)
             session = db.session
             backlog.check(session)
             try:

@@ -84,3 +84,14 @@ def test_flower_shows_which_step_a_running_order_is_in(flower, api, peers):
 
     assert {"CHECKING_STOCK", "TAKING_STOCK"} & seen, seen
     assert "SUCCESS" in seen
+
+
+def test_flower_broker_page_shows_the_redis_queue(flower, stack_env):
+    """Flower reads the broker's URL to pick its client: the Redis transport keeps the redis:// scheme."""
+    if stack_env["broker"].kind != "redis":
+        pytest.skip("Flower's broker page reads RabbitMQ through its management API, which the stack has not")
+    page = requests.get(f"{flower}/broker", auth=AUTH, timeout=10)
+
+    assert page.status_code == 200
+    assert "redis://" in page.text
+    assert ">celery<" in page.text.replace(" ", "").replace("\n", "")

@@ -11,7 +11,7 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy import Connection, Engine, Executable, Result, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -88,3 +88,32 @@ def transaction_on(connection: Connection) -> Iterator[Session]:
     work (one task execution) pays for one pool checkout and its liveness ping, not one each."""
     with Session(bind=connection, expire_on_commit=False) as session, session.begin():
         yield session
+
+
+@contextmanager
+def driver_autocommit(connection: Connection) -> Iterator[object]:
+    """The driver's connection in autocommit for the block: each statement is then its own
+    transaction, without a BEGIN and a COMMIT round trip around it. The switch is client-side
+    (no round trip either); no transaction of `connection` may be open."""
+    if connection.in_transaction():
+        raise RuntimeError("a transaction is open on this connection")
+    driver = connection.connection.dbapi_connection
+    driver.autocommit = True
+    try:
+        yield driver
+    finally:
+        if not driver.closed:
+            driver.autocommit = False
+
+
+def execute_alone(connection: Connection, statement: Executable, params: dict | None = None) -> Result:
+    """One statement as a unit of work of its own, on a connection the caller holds: one round trip
+    instead of three. A single statement is atomic either way. Its rows are read before it returns."""
+    with driver_autocommit(connection):
+        try:
+            result = connection.execute(statement, params)
+            if result.returns_rows:
+                result = result.freeze()()
+        finally:
+            connection.rollback()  # ends SQLAlchemy's own bookkeeping; the driver has nothing to end
+    return result

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Callable
 
+from sqlalchemy import Result
 from sqlalchemy.orm import Session
 
 from peers import Carts, Catalog
@@ -27,9 +28,11 @@ def _ignore_deliveries(delivery_ids: Iterable[uuid.UUID]) -> None:
 
 @dataclass
 class PlacementContext:
-    """Dependencies of one execution; `transaction()` opens one short committed unit of work."""
+    """Dependencies of one execution; `transaction()` opens one short committed unit of work,
+    `run(statement, params)` runs a unit of work that is one statement (its rows, already read)."""
 
     transaction: Callable[[], AbstractContextManager[Session]]
+    run: Callable[..., Result]
     catalog: Catalog
     carts: Carts
     locks: Locks

@@ -133,13 +133,13 @@ def _start(job_id, ctx, dispatch_deadline) -> _Snapshot | Outcome:
     A finished job comes back as a snapshot with no attempt counted when its
     cart still has to be closed, and as its plain outcome otherwise.
     """
+    started = ctx.run(statements.START, {"job_id": job_id, "deadline": timedelta(seconds=dispatch_deadline)}
+                      ).one_or_none()
+    if started is not None:
+        return _Snapshot(started.customer_id, started.kind, started.cancels_order_id, started.source,
+                         started.requested_items, started.items, started.resolution, started.error,
+                         started.attempts, started.created_at, started.taken)
     with ctx.transaction() as session:
-        started = session.connection().execute(
-            statements.START, {"job_id": job_id, "deadline": timedelta(seconds=dispatch_deadline)}).one_or_none()
-        if started is not None:
-            return _Snapshot(started.customer_id, started.kind, started.cancels_order_id, started.source,
-                             started.requested_items, started.items, started.resolution, started.error,
-                             started.attempts, started.created_at, started.taken)
         job = session.get(Job, job_id)
         if job is None:
             return Outcome(MISSING)
@@ -153,8 +153,7 @@ def _step(ctx, job_id, step: str, **changes) -> None:
     ctx.on_step(step)
     params = {"job_id": job_id, "new_step": step, "event_name": step,
               **{f"new_{name}": value for name, value in changes.items()}}
-    with ctx.transaction() as session:
-        session.connection().execute(statements.step(tuple(sorted(changes))), params)
+    ctx.run(statements.step(tuple(sorted(changes))), params)
 
 
 def _load_items(job_id, ctx, job: _Snapshot) -> list[dict]:

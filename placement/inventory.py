@@ -94,8 +94,7 @@ def _needs_write(ctx, job_id, product_id, kind) -> bool:
     Nothing is pending almost always: then this is one short read.
     """
     params = {"product_id": product_id, "job_id": job_id}
-    with ctx.transaction() as session:
-        seen = session.connection().execute(statements.MOVES_SEEN, params).all()
+    seen = ctx.run(statements.MOVES_SEEN, params).all()
     pending = [move for move in seen if move.state == PENDING]
     for move in pending:
         applied = _settle(ctx, move)
@@ -103,8 +102,7 @@ def _needs_write(ctx, job_id, product_id, kind) -> bool:
                  "applied" if applied else "not applied")
         _mark(ctx, move.id, APPLIED if applied else PLANNED)
     if pending:
-        with ctx.transaction() as session:
-            seen = session.connection().execute(statements.MOVES_SEEN, params).all()
+        seen = ctx.run(statements.MOVES_SEEN, params).all()
     states = {move.kind: move.state for move in seen if move.job_id == job_id}
     if kind == GIVE_BACK and states.get(TAKE) != APPLIED:
         return False  # nothing was taken: nothing to give back
@@ -113,10 +111,9 @@ def _needs_write(ctx, job_id, product_id, kind) -> bool:
 
 def _pending(ctx, job_id, product_id, kind, quantity, product: Product, target: int) -> int:
     """Ledger the write about to be sent (what it is based on, what it asks for) before sending it."""
-    with ctx.transaction() as session:
-        return session.connection().execute(statements.MOVE_PENDING, {
-            "job_id": job_id, "product_id": product_id, "kind": kind, "quantity": quantity,
-            "before": product.quantity, "etag": product.etag, "after": target}).scalar_one()
+    return ctx.run(statements.MOVE_PENDING, {
+        "job_id": job_id, "product_id": product_id, "kind": kind, "quantity": quantity,
+        "before": product.quantity, "etag": product.etag, "after": target}).scalar_one()
 
 
 def _read(ctx, product_id: int, kind: str) -> Product:
@@ -136,8 +133,7 @@ def _gone(product_id: int, kind: str):
 def _mark(ctx, move_id: int, state: str) -> None:
     """Record what became of a pending write: applied, or not (planned again, to be retried)."""
     statement = statements.MOVE_APPLIED if state == APPLIED else statements.MOVE_NOT_APPLIED
-    with ctx.transaction() as session:
-        session.connection().execute(statement, {"move_id": move_id})
+    ctx.run(statement, {"move_id": move_id})
 
 
 def _settle(ctx: PlacementContext, move) -> bool:

@@ -15,6 +15,8 @@ from typing import Iterator
 
 from sqlalchemy import Connection, Engine
 
+from models.db import driver_autocommit
+
 # Key spaces, in the high bits of the 64-bit advisory key, so kinds never collide.
 _JOB, _PRODUCT, _MIGRATION, _SWEEPER = 1, 2, 3, 4
 MIGRATION_LOCK_KEY = _MIGRATION << 56
@@ -69,17 +71,10 @@ class Locks:
 
     def _scalar(self, sql: str, **params):
         """Run one lock statement outside any transaction: in autocommit, one round trip
-        (in a transaction it would be three: BEGIN, the statement, COMMIT). The driver's
-        autocommit switch is client-side, and no transaction of the connection is open here."""
-        driver = self._connection.connection.dbapi_connection
-        driver.autocommit = True
-        try:
-            with driver.cursor() as cursor:
-                cursor.execute(sql, params or None)
-                return cursor.fetchone()[0] if cursor.description else None
-        finally:
-            if not driver.closed:
-                driver.autocommit = False
+        (in a transaction it would be three: BEGIN, the statement, COMMIT)."""
+        with driver_autocommit(self._connection) as driver, driver.cursor() as cursor:
+            cursor.execute(sql, params or None)
+            return cursor.fetchone()[0] if cursor.description else None
 
     def try_acquire(self, key: int) -> bool:
         """Take the lock if it is free, without waiting."""

@@ -11,7 +11,7 @@ from typing import Callable, Iterator
 
 import urllib3
 
-from models.db import Database, transaction_on
+from models.db import Database, execute_alone, transaction_on
 from peers import Carts, Catalog, PeerHttp
 from placement.context import PlacementContext
 from placement.locks import Locks
@@ -44,8 +44,8 @@ class WorkerRuntime:
         """Dependencies for one execution: one connection, for its locks and its short transactions."""
         with self.db.engine.connect() as connection, \
                 Locks.on(connection, wait_seconds=self.settings.peer_timeout * 2) as locks:
-            context = PlacementContext(partial(transaction_on, connection), self.catalog, self.carts, locks,
-                                       announce=enqueue_deliveries)
+            context = PlacementContext(partial(transaction_on, connection), partial(execute_alone, connection),
+                                       self.catalog, self.carts, locks, announce=enqueue_deliveries)
             if on_step is not None:
                 context.on_step = on_step
             yield context

@@ -301,7 +301,7 @@ def scenario_polling(args) -> dict:
         report, _ = timed_load(stack, stack.api_port, poll, args, duration=args.duration, expect=200,
                                rate_name="requests_per_s")
     report.update({"job_ids": len(ids), "fill_errors": fill.requests - fill.count(202), "fill_settle": settle,
-                   "job_status": "completed (each answer loads the job, its order and the order's items)"})
+                   "job_status": "completed (each answer reads the job and its order id in one query)"})
     report["errors"] = report["errors"] + report["fill_errors"]
     report["ok"] = report["errors"] == 0 and settle["settled"]
     return report

@@ -183,12 +183,25 @@ def end_to_end(stack: Stack, args, orders: int, latency_ms: float) -> dict:
     else:
         report.update(completion_report(stack, result.first_ok_at))
     report["machine_while_draining"] = meter.result
+    report["cpu_ms_per_order"] = cpu_per_order([submit["machine"], meter.result], report.get("completed"))
     report["sweeper_redispatched"] = sweeper_redispatched(stack)
     stats = stack.peers_stats()["requests"]
     report["peer_calls_per_order"] = round(sum(stats.values()) / max(report.get("completed") or 1, 1), 2)
     report["invariants"] = check_invariants(stack, result.count(202))
     report["errors"] = submit["errors"]
     return report
+
+
+def cpu_per_order(meters: list[dict], completed: int | None) -> dict:
+    """CPU milliseconds each role (workers, postgres, peers, api, redis, bench) spent per completed
+    order, over the submission and the drain together: what an order costs, whatever the machine's speed."""
+    if not completed:
+        return {}
+    totals: dict[str, float] = {}
+    for meter in meters:
+        for role, seconds in meter["cpu_seconds_by_role"].items():
+            totals[role] = totals.get(role, 0.0) + seconds
+    return {role: round(seconds * 1000 / completed, 1) for role, seconds in sorted(totals.items(), key=lambda kv: -kv[1])}
 
 
 def sweeper_redispatched(stack: Stack) -> int | None:
@@ -249,7 +262,7 @@ def interleaved(stack: Stack, sides: dict, args, expect: int) -> dict:
         report = load_report(merge_results(runs[name]), expect, rate_name="accepted_per_s")
         report["per_slice_per_s"] = [round(r.count(expect) / r.elapsed, 1) for r in runs[name]]
         report["machine"] = {key: round(sum(m[key] for m in meters[name]) / len(meters[name]), 2)
-                             for key in meters[name][0] if key != "cpus"}
+                             for key in meters[name][0] if key not in ("cpus", "cpu_seconds_by_role")}
         reports[name] = report
     reports["slices"] = {"rounds": rounds, "seconds_each": round(slice_s, 2)}
     return reports
@@ -582,6 +595,7 @@ def table(results: dict) -> str:
                  ("", "accepted/s while submitting", _fmt(e["submission"]["accepted_per_s"])),
                  ("", "submit->complete p50/p90/p99/max s",
                   " / ".join(_fmt(c.get(k), 2) for k in ("p50_s", "p90_s", "p99_s", "max_s"))),
+                 ("", "CPU ms per order", ", ".join(f"{role} {ms:g}" for role, ms in e.get("cpu_ms_per_order", {}).items())),
                  ("", "errors; invariants", f"{e['errors']}; {'OK' if e['invariants']['ok'] else 'BROKEN'}")]
     d = results.get("seed")
     if d and "orders_per_s" in d:

@@ -257,31 +257,39 @@ class CpuMeter:
     This machine may be shared (other test runs, other benchmarks): `others_cores`
     is the system's busy CPU minus what the stack's processes, their PostgreSQL
     backends and this process used, averaged over the window, in cores.
+    `cpu_seconds_by_role` splits what the stack used among its processes.
     """
 
     def __init__(self, stack: Stack):
         self.stack = stack
 
-    def _ours(self) -> dict[int, float]:
-        pids = {os.getpid()}
-        for proc in self.stack.procs + self.stack.extra:
+    @staticmethod
+    def _role(name: str) -> str:
+        """What a stack process is, for the CPU split: api, workers, peers, redis, or its own name."""
+        if name.startswith("worker"):
+            return "workers"
+        return "redis" if name.startswith("redis") else name
+
+    def _ours(self) -> dict[int, tuple[str, float]]:
+        roles = {os.getpid(): "bench"}
+        for proc in self.stack.procs + self.stack.extra + self.stack.workers:
             if proc.alive():
                 try:
                     root = psutil.Process(proc.popen.pid)
-                    pids.add(root.pid)
-                    pids.update(child.pid for child in root.children(recursive=True))
+                    for pid in [root.pid, *(child.pid for child in root.children(recursive=True))]:
+                        roles[pid] = self._role(proc.name)
                 except psutil.NoSuchProcess:
                     pass
         database = make_url(self.stack.database_url).database
         for process in psutil.process_iter(["cmdline"]):
             cmdline = " ".join(process.info["cmdline"] or [])
             if cmdline.startswith("postgres:") and f" {database} " in f"{cmdline} ":
-                pids.add(process.pid)
+                roles[process.pid] = "postgres"
         times = {}
-        for pid in pids:
+        for pid, role in roles.items():
             try:
                 cpu = psutil.Process(pid).cpu_times()
-                times[pid] = cpu.user + cpu.system
+                times[pid] = (role, cpu.user + cpu.system)
             except psutil.NoSuchProcess:
                 pass
         return times
@@ -302,9 +310,13 @@ class CpuMeter:
     def __exit__(self, *exc) -> None:
         elapsed = max(time.monotonic() - self.started, 1e-6)
         ours1 = self._ours()
-        ours = sum(ours1[pid] - self.ours0.get(pid, 0.0) for pid in ours1)
+        by_role: dict[str, float] = {}
+        for pid, (role, seconds) in ours1.items():
+            by_role[role] = by_role.get(role, 0.0) + seconds - self.ours0.get(pid, (role, 0.0))[1]
+        ours = sum(by_role.values())
         busy = self._busy() - self.busy0
         self.result = {
+            "cpu_seconds_by_role": {role: round(seconds, 2) for role, seconds in sorted(by_role.items())},
             "machine_busy_cores": round(busy / elapsed, 2),
             "ours_cores": round(ours / elapsed, 2),
             "others_cores": round(max(0.0, busy - ours) / elapsed, 2),

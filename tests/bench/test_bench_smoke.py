@@ -54,6 +54,7 @@ def test_every_scenario_reports_numbers_without_errors(tmp_path):
     e2e = scenarios["e2e"]
     assert e2e["completed"] == 60 and e2e["orders_per_s"] > 0
     assert all(_number(e2e["completion"][k]) for k in ("p50_s", "p90_s", "p99_s", "max_s"))
+    assert all(e2e["cpu_ms_per_order"][role] > 0 for role in ("workers", "postgres", "api", "peers"))
     assert e2e["invariants"]["ok"], e2e["invariants"]
     assert e2e["invariants"]["non_completed_jobs"] == 0
     assert e2e["invariants"]["products_mismatched"] == 0 and e2e["invariants"]["products_below_zero"] == 0

@@ -194,7 +194,7 @@ def end_to_end(stack: Stack, args, orders: int, latency_ms: float) -> dict:
 
 def cpu_per_order(meters: list[dict], completed: int | None) -> dict:
     """CPU milliseconds each role (workers, postgres, peers, api, redis, bench) spent per completed
-    order, over the submission and the drain together: what an order costs, whatever the machine's speed."""
+    order, over the submission and the drain together: where an order's cost goes."""
     if not completed:
         return {}
     totals: dict[str, float] = {}

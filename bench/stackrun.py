@@ -272,7 +272,7 @@ class CpuMeter:
 
     def _ours(self) -> dict[int, tuple[str, float]]:
         roles = {os.getpid(): "bench"}
-        for proc in self.stack.procs + self.stack.extra + self.stack.workers:
+        for proc in self.stack.procs + self.stack.extra:
             if proc.alive():
                 try:
                     root = psutil.Process(proc.popen.pid)

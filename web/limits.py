@@ -27,7 +27,8 @@ from settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 KEY_PREFIX = "orders-ratelimit"
-# A Redis that hangs must not hold requests: the limit gives up and lets them through.
+# A Redis that hangs must not hold requests: the limit gives up and lets them through. Its errors,
+# whatever the client library raised, arrive as limits' StorageError.
 STORAGE_OPTIONS = {"socket_timeout": 1.0, "socket_connect_timeout": 1.0, "wrap_exceptions": True}
 
 

@@ -63,7 +63,9 @@ class Settings:
     auto_migrate: bool = True
     peer_timeout: float = 5.0
     peer_pool_size: int = 32
-    max_attempts: int = 6
+    retry_deadline: float = 1800.0
+    batch_size: int = 32
+    peer_concurrency: int = 8
     retry_backoff_base: float = 0.5
     retry_backoff_max: float = 30.0
     dispatch_deadline: float = 30.0
@@ -105,7 +107,9 @@ class Settings:
             auto_migrate=_flag(env, "AUTO_MIGRATE", True),
             peer_timeout=_number(env, "PEER_TIMEOUT_SECONDS", 5.0, minimum=0.1),
             peer_pool_size=_number(env, "PEER_POOL_SIZE", 32, int, minimum=1),
-            max_attempts=_number(env, "JOB_MAX_ATTEMPTS", 6, int, minimum=1),
+            retry_deadline=_number(env, "JOB_RETRY_DEADLINE_SECONDS", 1800.0, minimum=1),
+            batch_size=_number(env, "BATCH_SIZE", 32, int, minimum=1),
+            peer_concurrency=_number(env, "PEER_CONCURRENCY", 8, int, minimum=1),
             retry_backoff_base=_number(env, "RETRY_BACKOFF_BASE_SECONDS", 0.5),
             retry_backoff_max=_number(env, "RETRY_BACKOFF_MAX_SECONDS", 30.0),
             dispatch_deadline=_number(env, "DISPATCH_DEADLINE_SECONDS", 30.0, minimum=1),
@@ -144,6 +148,17 @@ class Settings:
     def broker_is_redis(self) -> bool:
         """True for Redis, False for RabbitMQ: Celery's options and the Redis-only checks depend on it."""
         return urlparse(self.broker_url).scheme in REDIS_SCHEMES
+
+    @property
+    def redis_url(self) -> str:
+        """The service's Redis (rate limits, the wake-up flag): RATE_LIMIT_STORAGE_URI, else the
+        broker when the broker is Redis."""
+        if self.rate_limit_storage:
+            return self.rate_limit_storage
+        if self.broker_is_redis:
+            return self.broker_url
+        raise ConfigError("RATE_LIMIT_STORAGE_URI is not set; with RabbitMQ as the broker the service "
+                          "needs a Redis URL of its own (e.g. redis://redis:6379/0)")
 
     def check_delivery_windows(self) -> None:
         """Redis redelivers any message unacked for `visibility_timeout`; every wait must be shorter.

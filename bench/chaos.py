@@ -72,7 +72,7 @@ class Run:
         self.env = {
             **os.environ, **self.broker.env, "DATABASE_URL": self.database_url,
             "CATALOG_URL": f"http://127.0.0.1:{peers_port}", "CART_URL": f"http://127.0.0.1:{peers_port}",
-            "PEER_TIMEOUT_SECONDS": "1", "JOB_MAX_ATTEMPTS": "8", "RETRY_BACKOFF_BASE_SECONDS": "0.2",
+            "PEER_TIMEOUT_SECONDS": "1", "JOB_RETRY_DEADLINE_SECONDS": "900", "RETRY_BACKOFF_BASE_SECONDS": "0.2",
             "RETRY_BACKOFF_MAX_SECONDS": "2", "DISPATCH_DEADLINE_SECONDS": "5", "SWEEP_INTERVAL_SECONDS": "1",
             "REFPEERS_SEED": "empty", "ACCESS_LOG": "false", "PYTHONUNBUFFERED": "1",
             "JWT_SECRET": TEST_JWT_SECRET, "RATE_LIMIT": "100000 per second",

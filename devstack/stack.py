@@ -26,7 +26,7 @@ BIN = Path(sys.executable).parent
 TEST_WEBHOOK_SECRET = "local-stacks-only-webhook-secret-0123456789"
 
 FAST_CLOCKS = {
-    "JOB_MAX_ATTEMPTS": "4",
+    "JOB_RETRY_DEADLINE_SECONDS": "3",
     "RETRY_BACKOFF_BASE_SECONDS": "0.1",
     "RETRY_BACKOFF_MAX_SECONDS": "0.5",
     "DISPATCH_DEADLINE_SECONDS": "2",

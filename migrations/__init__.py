@@ -10,7 +10,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, text
 
-from placement.locks import MIGRATION_LOCK_KEY
+from models.locks import MIGRATION_LOCK_KEY
 
 HERE = Path(__file__).resolve().parent
 

@@ -1,70 +1,66 @@
-"""Engines and sessions, one set per process.
+"""The database of one process: one engine, its sessions, and transactions on a held connection.
 
 A connection pool must never cross a fork (gunicorn workers, Celery's prefork
-pool): `Database` builds its engine lazily in the process that uses it and
-forgets an inherited one after a fork.
+pool): `Database` builds its engine in the process that uses it
+(`process_local`). Transaction modes go through SQLAlchemy's documented
+`isolation_level` execution option on that one engine: sessions that only read
+or write one statement run in AUTOCOMMIT (no BEGIN and COMMIT round trips
+around a statement that is atomic on its own); a task execution holds one
+AUTOCOMMIT connection and opens a real transaction on it where several
+statements must commit together (`transaction`). With psycopg2 the switch is
+client-side: no round trip.
 """
 from __future__ import annotations
 
-import os
-import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-from sqlalchemy import Connection, Engine, Executable, Result, create_engine
+from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
+
+from models.locks import UNLOCK_EVERYTHING
+from process_local import ProcessLocal
+
+AUTOCOMMIT = "AUTOCOMMIT"
 
 
 class Database:
-    """Owns the engines and session factories of one process for one database URL."""
+    """Owns the engine and session factories of one process for one database URL."""
 
-    def __init__(self, url: str, pool_size: int = 10):
+    def __init__(self, url: str, pool_size: int = 10, lock_timeout: float | None = None):
         self.url = url
         self.pool_size = pool_size
-        self._lock = threading.Lock()
-        self._pid: int | None = None
-        self._engine: Engine | None = None
-        self._sessions: sessionmaker[Session] | None = None
-        self._read_engine: Engine | None = None
-        self._readers: sessionmaker[Session] | None = None
+        # How long a statement may wait for a lock (advisory locks included); set at connect, so
+        # it costs no round trip per use.
+        self.lock_timeout = lock_timeout
+        # Drop the parent's connections without closing the parent's sockets.
+        self._engine = ProcessLocal(self._create_engine, on_fork=lambda engine: engine.dispose(close=False))
+        self._factories = ProcessLocal(self._create_factories)
 
-    def _create_engine(self, **options) -> Engine:
+    def _create_engine(self) -> Engine:
+        options = {} if self.lock_timeout is None else {
+            "connect_args": {"options": f"-c lock_timeout={int(self.lock_timeout * 1000)}"}}
         return create_engine(self.url, pool_size=self.pool_size, max_overflow=self.pool_size,
                              pool_pre_ping=True, pool_recycle=1800, **options)
+
+    def _create_factories(self) -> tuple[sessionmaker[Session], sessionmaker[Session]]:
+        engine = self.engine
+        return (sessionmaker(engine, expire_on_commit=False),
+                sessionmaker(engine.execution_options(isolation_level=AUTOCOMMIT), expire_on_commit=False))
 
     @property
     def engine(self) -> Engine:
         """The engine of the current process, created on first use after any fork."""
-        if self._pid != os.getpid():
-            with self._lock:
-                if self._pid != os.getpid():
-                    for inherited in (self._engine, self._read_engine):
-                        if inherited is not None:
-                            # Drop the parent's connections without closing the parent's sockets.
-                            inherited.dispose(close=False)
-                    self._engine = self._create_engine()
-                    self._sessions = sessionmaker(self._engine, expire_on_commit=False)
-                    self._read_engine = self._readers = None
-                    self._pid = os.getpid()
-        return self._engine
+        return self._engine.get()
 
     def session(self) -> Session:
         """A new session; the caller owns its lifetime."""
-        self.engine  # noqa: B018 - make sure the factory belongs to this process
-        return self._sessions()
+        return self._factories.get()[0]()
 
     def autocommit_session(self) -> Session:
         """A new session whose statements each commit on their own, for reads and for a unit of work
-        that is a single statement. Its connections (a pool of their own, made on first use) stay in
-        autocommit: a read sees what is committed, as under READ COMMITTED, and nothing pays for a
-        BEGIN and a COMMIT or ROLLBACK round trip around one statement."""
-        self.engine  # noqa: B018 - make sure the factories belong to this process
-        if self._readers is None:
-            with self._lock:
-                if self._readers is None:
-                    self._read_engine = self._create_engine(isolation_level="AUTOCOMMIT")
-                    self._readers = sessionmaker(self._read_engine, expire_on_commit=False)
-        return self._readers()
+        that is a single statement: a read sees what is committed, as under READ COMMITTED."""
+        return self._factories.get()[1]()
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -72,48 +68,39 @@ class Database:
         with self.session() as session, session.begin():
             yield session
 
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A connection held for a run of statements (one task execution), in AUTOCOMMIT: each
+        statement commits alone; `transaction(connection)` groups several. Every advisory lock it
+        took is released before it goes back to the pool (and with it, if the process dies)."""
+        with self.engine.connect() as connection:
+            connection.execution_options(isolation_level=AUTOCOMMIT)
+            try:
+                yield connection
+            finally:
+                try:
+                    connection.execute(UNLOCK_EVERYTHING)
+                    connection.commit()
+                except Exception:  # the connection is broken: PostgreSQL already released its locks
+                    connection.invalidate()
+
     def dispose(self) -> None:
         """Close this process's connections (shutdown, tests)."""
-        if self._pid == os.getpid():
-            for engine in (self._engine, self._read_engine):
-                if engine is not None:
-                    engine.dispose()
-        self._engine = self._read_engine = self._sessions = self._readers = None
-        self._pid = None
+        engine = self._engine.peek()
+        if engine is not None:
+            engine.dispose()
+        self._engine.forget()
+        self._factories.forget()
 
 
 @contextmanager
-def transaction_on(connection: Connection) -> Iterator[Session]:
-    """Like `Database.transaction`, on a connection the caller holds: a run of short units of
-    work (one task execution) pays for one pool checkout and its liveness ping, not one each."""
-    with Session(bind=connection, expire_on_commit=False) as session, session.begin():
-        yield session
-
-
-@contextmanager
-def driver_autocommit(connection: Connection) -> Iterator[object]:
-    """The driver's connection in autocommit for the block: each statement is then its own
-    transaction, without a BEGIN and a COMMIT round trip around it. The switch is client-side
-    (no round trip either); no transaction of `connection` may be open."""
-    if connection.in_transaction():
-        raise RuntimeError("a transaction is open on this connection")
-    driver = connection.connection.dbapi_connection
-    driver.autocommit = True
+def transaction(connection: Connection) -> Iterator[Connection]:
+    """A transaction on an AUTOCOMMIT connection the caller holds: commit on success, roll back on
+    error, and back to AUTOCOMMIT after."""
+    connection.commit()  # closes SQLAlchemy's own bookkeeping of the autocommit statements before
+    connection.execution_options(isolation_level=connection.default_isolation_level)
     try:
-        yield driver
+        with connection.begin():
+            yield connection
     finally:
-        if not driver.closed:
-            driver.autocommit = False
-
-
-def execute_alone(connection: Connection, statement: Executable, params: dict | None = None) -> Result:
-    """One statement as a unit of work of its own, on a connection the caller holds: one round trip
-    instead of three. A single statement is atomic either way. Its rows are read before it returns."""
-    with driver_autocommit(connection):
-        try:
-            result = connection.execute(statement, params)
-            if result.returns_rows:
-                result = result.freeze()()
-        finally:
-            connection.rollback()  # ends SQLAlchemy's own bookkeeping; the driver has nothing to end
-    return result
+        connection.execution_options(isolation_level=AUTOCOMMIT)

@@ -1,9 +1,12 @@
 """The inventory ledger: every stock change the service makes, before and after it happens.
 
-A row is written `pending` before the catalog is asked to change, and turned
-`applied` (or `void`) once the outcome is known. A pending row left by a crash or
-a lost answer is reconciled against the catalog by the next holder of the
-product's lock, so no change is ever made twice or forgotten.
+A `StockWrite` is one PUT of a product's quantity, carrying the shares
+(`InventoryMove`) of every job it serves: a batch writes each product once with
+the total. The write and its moves are recorded `pending` before the catalog
+is asked to change, and turned `applied` (or `void`, the moves `planned` again)
+once the outcome is known. A pending write left by a crash or a lost answer is
+settled against the catalog by the next holder of the product's lock, so no
+change is ever made twice or forgotten.
 """
 from __future__ import annotations
 
@@ -19,10 +22,29 @@ GIVE_BACK = "give_back"
 PLANNED = "planned"
 PENDING = "pending"
 APPLIED = "applied"
+VOID = "void"
+
+
+class StockWrite(Base, Timestamps):
+    """One write of one product's quantity: what it was based on, what it asked for, how it ended."""
+
+    __tablename__ = "stock_writes"
+    __table_args__ = (
+        CheckConstraint(f"state IN ('{PENDING}', '{APPLIED}', '{VOID}')", name="state_known"),
+        Index("ix_stock_writes_pending", "product_id", postgresql_where=text(f"state = '{PENDING}'")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default=PENDING)
+    # What the catalog held when the write was sent, what it was asked to hold, and its ETag.
+    quantity_before: Mapped[int] = mapped_column(Integer)
+    quantity_after: Mapped[int] = mapped_column(Integer)
+    etag_before: Mapped[str | None] = mapped_column(String(128))
 
 
 class InventoryMove(Base, Timestamps):
-    """One job's change to one product's stock, in one direction."""
+    """One job's change to one product's stock, in one direction; its state follows its write's."""
 
     __tablename__ = "inventory_moves"
     __table_args__ = (
@@ -30,7 +52,6 @@ class InventoryMove(Base, Timestamps):
         CheckConstraint("quantity > 0", name="quantity_positive"),
         CheckConstraint(f"kind IN ('{TAKE}', '{GIVE_BACK}')", name="kind_known"),
         CheckConstraint(f"state IN ('{PLANNED}', '{PENDING}', '{APPLIED}')", name="state_known"),
-        Index("ix_inventory_moves_pending", "product_id", postgresql_where=text(f"state = '{PENDING}'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -39,10 +60,8 @@ class InventoryMove(Base, Timestamps):
     kind: Mapped[str] = mapped_column(String(16))
     quantity: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(16), default=PLANNED)
-    # What the catalog held when the write was sent, what it was asked to hold, and its ETag.
-    quantity_before: Mapped[int | None] = mapped_column(Integer)
-    quantity_after: Mapped[int | None] = mapped_column(Integer)
-    etag_before: Mapped[str | None] = mapped_column(String(128))
+    # The write that carries (or last carried) this move to the catalog.
+    write_id: Mapped[int | None] = mapped_column(ForeignKey("stock_writes.id"), index=True)
 
     @property
     def delta(self) -> int:

@@ -52,7 +52,8 @@ class Job(Base, Timestamps):
         CheckConstraint(f"status IN {_in(STATUSES)}", name="status_known"),
         CheckConstraint(f"resolution IS NULL OR resolution IN {_in((REJECTED, FAILED))}", name="resolution_known"),
         Index("ix_jobs_unfinished_next_run_at", "next_run_at", postgresql_where=text(f"status IN {_in(UNFINISHED)}")),
-        Index("ix_jobs_cart_pending", "updated_at", postgresql_where=text(f"cart_status = '{CART_PENDING}'")),
+        Index("ix_jobs_cart_pending", "next_run_at", postgresql_where=text(f"cart_status = '{CART_PENDING}'")),
+        Index("ix_jobs_processing_task_id", "task_id", postgresql_where=text(f"status = '{PROCESSING}'")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -75,10 +76,13 @@ class Job(Base, Timestamps):
     cart_status: Mapped[str] = mapped_column(String(16), default=CART_NOT_NEEDED)
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
     request_fingerprint: Mapped[str | None] = mapped_column(String(64))
-    # When the sweeper should consider the job overdue and dispatch it again.
+    # When the job is next due to run: at once when queued, after its backoff when retrying; while
+    # an execution holds it, the time after which it counts as overdue (see placement.jobs.claim).
     next_run_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     # Where to POST the job's end (and its order's cancellation), signed; None: nobody asked.
     callback_url: Mapped[str | None] = mapped_column(String(2048))
+    # The Celery task (one execution, placing a batch) that last claimed the job: Flower's task id.
+    task_id: Mapped[str | None] = mapped_column(String(155))
 
     # The order this job created, once it completed: read with the job, in the same query.
     order_id: Mapped[int | None] = column_property(

@@ -1,21 +1,23 @@
-"""What one execution of a job is handed: transactions, peer clients, locks.
+"""What one execution (one batch) is handed: its connection, the peer clients, a way to wait on
+several peer calls at once, and hooks for progress and webhook wake-ups.
 
-The placement logic never builds these itself, so it runs the same under a
+Placement never builds these itself, so a batch is placed the same under a
 Celery task, a CLI command or a plain test call.
 """
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 import uuid
-from collections.abc import Iterable
-from typing import Callable
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import TypeVar
 
-from sqlalchemy import Result
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
 from peers import Carts, Catalog
-from placement.locks import Locks
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def _ignore_step(step: str) -> None:
@@ -26,16 +28,35 @@ def _ignore_deliveries(delivery_ids: Iterable[uuid.UUID]) -> None:
     return None
 
 
+def _ignore_claim(count: int) -> None:
+    return None
+
+
 @dataclass
 class PlacementContext:
-    """Dependencies of one execution; `transaction()` opens one short committed unit of work,
-    `run(statement, params)` runs a unit of work that is one statement (its rows, already read)."""
+    """Dependencies of one execution. `connection` is in AUTOCOMMIT and holds the execution's
+    advisory locks; `models.db.transaction(connection)` groups statements that commit together."""
 
-    transaction: Callable[[], AbstractContextManager[Session]]
-    run: Callable[..., Result]
+    connection: Connection
     catalog: Catalog
     carts: Carts
-    locks: Locks
+    executor: Executor
     on_step: Callable[[str], None] = field(default=_ignore_step)
+    # Called with the size of the batch once it is claimed (a full one may leave more due jobs).
+    on_claimed: Callable[[int], None] = field(default=_ignore_claim)
     # Called with webhook deliveries a committed transaction owes, to publish their wake-ups.
     announce: Callable[[Iterable[uuid.UUID]], object] = field(default=_ignore_deliveries)
+
+    def gather(self, call: Callable[[T], R], args: Sequence[T]) -> list[R | Exception]:
+        """`call` on each argument, concurrently; each result, or the exception it raised, in order.
+        One call runs in the caller's thread: a batch of one waits on no pool."""
+        if len(args) == 1:
+            return [_outcome(call, args[0])]
+        return list(self.executor.map(lambda arg: _outcome(call, arg), args))
+
+
+def _outcome(call, arg):
+    try:
+        return call(arg)
+    except Exception as exc:  # each call's failure is its own; the caller sorts them
+        return exc

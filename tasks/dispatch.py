@@ -1,33 +1,102 @@
-"""Publishing wake-ups for jobs and webhook deliveries. The row is already committed; the
-message only says 'look at it', so a lost one costs a delay (the sweeper), never the work."""
+"""Wake-ups: the broker's only job. The rows are already committed; a message only says "look",
+so a lost one costs a delay (the sweeper), never the work.
+
+Order executions claim whatever is due, so one wake-up serves any number of
+jobs. A burst of submissions is coalesced by a short-lived flag in Redis that
+says "an execution is on its way or at work": a submission publishes only when
+it sets the flag (SET NX). A working execution keeps the flag up and claims
+again after each batch; when a claim finds nothing it takes the flag down and
+claims once more, so a job committed before that (whose submission saw the
+flag and published nothing) is still claimed, and a job committed after it
+sets the flag again and wakes another execution. The flag expires on its own
+if its execution dies. When the flag's Redis cannot answer, the wake-up is
+published anyway.
+"""
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from collections.abc import Iterable
+from functools import lru_cache
 
+import redis
+
+from process_local import ProcessLocal
+from settings import get_settings
 from tasks import app
 
 log = logging.getLogger(__name__)
 
-PLACE_ORDER = "orders.place"
+PLACE_ORDERS = "orders.place"
 DELIVER_WEBHOOK = "webhooks.deliver"
+WAKE_UP_PENDING = "orders:wake-up-pending"
+# Long enough to cover the moment between a publish and its execution's start, and one batch; when
+# it lapses (a lost message, a dead execution) the next submission simply publishes again.
+FLAG_TTL_MS = 3000
+# Retry wake-ups are rounded up to this step (seconds), so jobs retrying at nearly the same time share one.
+COUNTDOWN_STEP = 0.25
 
 
-def enqueue(job_id: uuid.UUID, countdown: float | None = None) -> bool:
-    """Ask a worker to run the job; False when the broker is unreachable (the sweeper will)."""
-    return _publish(PLACE_ORDER, job_id, countdown)
+@lru_cache(maxsize=1)
+def _flags() -> ProcessLocal[redis.Redis]:
+    url = get_settings().redis_url
+    return ProcessLocal(lambda: redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1))
+
+
+def wake() -> bool:
+    """Make sure an execution will look at the due jobs soon; False when the broker is unreachable
+    (the sweeper will)."""
+    try:
+        if not _flags().get().set(WAKE_UP_PENDING, 1, nx=True, px=FLAG_TTL_MS):
+            return True  # a wake-up is on its way and will see this job
+    except redis.RedisError as exc:
+        log.debug("wake-up flag unavailable (%s); publishing", exc)
+        return _publish(PLACE_ORDERS, [], None)
+    if _publish(PLACE_ORDERS, [], None):
+        return True
+    idle()  # nothing is on its way after all: let the next submission try again
+    return False
+
+
+def wake_another() -> bool:
+    """Publish a wake-up whatever the flag says: a full batch leaves more due jobs, and another
+    execution may take them while this one works."""
+    return _publish(PLACE_ORDERS, [], None)
+
+
+def wake_after(delays: Iterable[float]) -> int:
+    """Wake-ups at these delays (retries), one per rounded-up time; how many were published."""
+    countdowns = sorted({math.ceil(delay / COUNTDOWN_STEP) * COUNTDOWN_STEP for delay in delays})
+    return sum(_publish(PLACE_ORDERS, [], countdown or None) for countdown in countdowns)
+
+
+def busy() -> None:
+    """An execution is at work and will claim again: submissions need not wake another."""
+    _flag_call("set", WAKE_UP_PENDING, 1, px=FLAG_TTL_MS)
+
+
+def idle() -> None:
+    """No execution will claim again unless woken: later submissions must wake one."""
+    _flag_call("delete", WAKE_UP_PENDING)
+
+
+def _flag_call(command: str, *args, **kwargs) -> None:
+    try:
+        getattr(_flags().get(), command)(*args, **kwargs)
+    except redis.RedisError as exc:  # the flag only saves messages; without it, each submission publishes
+        log.debug("wake-up flag unavailable (%s)", exc)
 
 
 def enqueue_deliveries(delivery_ids: Iterable[uuid.UUID]) -> int:
     """Ask workers to send these webhook deliveries; returns how many were published."""
-    return sum(_publish(DELIVER_WEBHOOK, delivery_id, None) for delivery_id in delivery_ids)
+    return sum(_publish(DELIVER_WEBHOOK, [str(delivery_id)], None) for delivery_id in delivery_ids)
 
 
-def _publish(task: str, row_id: uuid.UUID, countdown: float | None) -> bool:
+def _publish(task: str, args: list, countdown: float | None) -> bool:
     try:
-        app.send_task(task, args=[str(row_id)], countdown=countdown)
-    except Exception as exc:  # broker down: never fail the caller, the row is safe in PostgreSQL
-        log.warning("could not publish %s %s (%s); the sweeper will dispatch it", task, row_id, exc)
+        app.send_task(task, args=args, countdown=countdown)
+    except Exception as exc:  # broker down: never fail the caller, the rows are safe in PostgreSQL
+        log.warning("could not publish %s %s (%s); the sweeper will dispatch it", task, args, exc)
         return False
     return True

@@ -1,53 +1,86 @@
-"""The order task: thin, like a view. It owns delivery, retries and reporting; placement owns the steps."""
+"""The order task: thin, like a view. One execution claims a batch of due jobs and hands it to
+placement; the task owns delivery, wake-ups, retries of its own and reporting.
+
+Flower shows each execution as one `orders.place` task: while it runs, its
+state is the batch's step (TAKING_STOCK, ...); its result names every job it
+handled with that job's status.
+"""
 from __future__ import annotations
 
 import logging
-import uuid
+import time
 
 from observability import logs, metrics
-from placement.execution import execute
+from placement.batch import place
 from tasks import app
-from tasks.dispatch import PLACE_ORDER
+from tasks.dispatch import PLACE_ORDERS, busy, idle, wake_after, wake_another
 from tasks.runtime import get_runtime
 
 log = logging.getLogger(__name__)
 
 
-@app.task(bind=True, name=PLACE_ORDER, max_retries=None)
-def place_order(self, job_id: str) -> str:
-    """Run job `job_id` as far as it goes; schedule the next attempt when placement asks for one."""
-    try:
-        job_uuid = uuid.UUID(job_id)
-    except (TypeError, ValueError, AttributeError):
-        log.error("dropping message with malformed job id %r", job_id)
-        return "malformed"
-    token = logs.job_id.set(job_id)
-    try:
-        return _run(self, job_uuid)
-    finally:
-        logs.job_id.reset(token)
+# How long one execution goes on claiming batch after batch before it hands over to a new one
+# (a task that never ends would outlive Redis' visibility timeout and Celery's time limits).
+WORK_SECONDS = 10.0
 
 
-def _run(task, job_id: uuid.UUID) -> str:
+@app.task(bind=True, name=PLACE_ORDERS, max_retries=None, resultrepr_maxsize=65536)
+def place_orders(self, *_earlier) -> dict[str, str]:
+    """Place the jobs that are due, batch after batch, until none is; schedule wake-ups for those
+    that retry. The result names every job placed, with its status.
+
+    Takes no arguments: a wake-up names no job (`_earlier` swallows the job id of a
+    message published by an earlier version).
+    """
     runtime = get_runtime()
 
     def report_step(step: str) -> None:
-        """A task event named after the step: Flower shows it as the task's state (e.g. TAKING_STOCK)."""
-        task.send_event(f"task-{step}", job_id=str(job_id))
+        """A task event named after the step: Flower shows it as the task's state."""
+        self.send_event(f"task-{step}")
 
+    def claimed(count: int) -> None:
+        if count >= runtime.limits.batch_size:
+            wake_another()  # there may be more due jobs: let another execution take them meanwhile
+
+    outcomes, stop_at, flag_up = {}, time.monotonic() + WORK_SECONDS, True
     try:
         with runtime.placement(on_step=report_step) as ctx:
-            outcome = execute(job_id, ctx, runtime.policy, runtime.settings.dispatch_deadline)
-    except Exception as exc:  # the database itself failed: try again later, the job is safe
-        delay = runtime.policy.delay(task.request.retries + 1)
+            ctx.on_claimed = claimed
+            while True:
+                placed = place(ctx, self.request.id, runtime.limits, runtime.policy)
+                outcomes.update(placed)
+                if placed:
+                    busy()
+                    flag_up = True
+                    if time.monotonic() > stop_at:
+                        wake_another()
+                        break
+                elif flag_up:
+                    idle()  # nothing due: claim once more, for jobs that saw the flag and did not wake us
+                    flag_up = False
+                else:
+                    break
+    except Exception as exc:  # the database itself failed: its jobs come back to this task id
+        delay = runtime.policy.delay(self.request.retries + 1)
         metrics.job_retries.labels("database").inc()
-        log.warning("job %s could not run (%s); retrying in %.1fs", job_id, exc, delay, exc_info=True)
-        raise task.retry(countdown=delay, exc=exc) from None
-    if outcome.age is not None:
-        metrics.jobs_finished.labels(outcome.status, outcome.code or "").inc()
-        metrics.job_completion.labels(outcome.status).observe(outcome.age)
-    log.info("job %s is %s%s", job_id, outcome.status, f" ({outcome.code})" if outcome.code else "")
-    if outcome.retry_in is not None:
-        metrics.job_retries.labels(outcome.code or "cart_update").inc()
-        raise task.retry(countdown=outcome.retry_in)
-    return outcome.status
+        log.warning("execution could not run (%s); retrying in %.1fs", exc, delay, exc_info=True)
+        raise self.retry(countdown=delay, exc=exc) from None
+    finally:
+        _report(outcomes)
+    wake_after(outcome.retry_in for outcome in outcomes.values() if outcome.retry_in is not None)
+    return {str(job_id): outcome.status for job_id, outcome in outcomes.items()}
+
+
+def _report(outcomes) -> None:
+    """Metrics and one log line per job, stamped with its id."""
+    for job_id, outcome in outcomes.items():
+        token = logs.job_id.set(str(job_id))
+        try:
+            if outcome.age is not None:
+                metrics.jobs_finished.labels(outcome.status, outcome.code or "").inc()
+                metrics.job_completion.labels(outcome.status).observe(outcome.age)
+            if outcome.retry_in is not None:
+                metrics.job_retries.labels(outcome.code or "cart_update").inc()
+            log.info("job %s is %s%s", job_id, outcome.status, f" ({outcome.code})" if outcome.code else "")
+        finally:
+            logs.job_id.reset(token)

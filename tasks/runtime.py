@@ -1,21 +1,24 @@
-"""What a worker process builds once: database, peer clients, retry policies, the webhook sender.
+"""What a worker process builds once: database, peer clients, the threads peer calls wait on,
+retry policies, the webhook sender.
 
-Built lazily, so each prefork child (or the single process of the threads
-pool) gets its own pools after any fork.
+Built lazily, and every pool in it through `process_local`, so each prefork
+child (or the single process of the threads pool) gets its own after any fork.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from functools import lru_cache, partial
+from functools import lru_cache
 from typing import Callable, Iterator
 
 import urllib3
 
-from models.db import Database, execute_alone, transaction_on
+from backoff import RetryPolicy
+from models.db import Database
 from peers import Carts, Catalog, PeerHttp
+from placement.batch import Limits
 from placement.context import PlacementContext
-from placement.locks import Locks
-from placement.retry import RetryPolicy
+from process_local import ProcessLocal
 from settings import Settings, get_settings
 from tasks.dispatch import enqueue_deliveries
 from webhooks.sending import Sender
@@ -27,12 +30,15 @@ class WorkerRuntime:
     def __init__(self, settings: Settings):
         self.settings = settings
         catalog_url, cart_url = settings.require_peers()
-        # Each running task holds one connection; the sweeper takes two (its locks, its transactions).
-        self.db = Database(settings.database_url,
-                           pool_size=max(settings.db_pool_size, settings.worker_concurrency + 2))
+        # Each running execution holds one connection; the sweeper takes one more.
+        self.db = Database(settings.database_url, pool_size=max(settings.db_pool_size, settings.worker_concurrency + 2),
+                           lock_timeout=settings.peer_timeout * 2)
         self.catalog = Catalog(PeerHttp("catalog", catalog_url, settings.peer_timeout, settings.peer_pool_size))
         self.carts = Carts(PeerHttp("cart", cart_url, settings.peer_timeout, settings.peer_pool_size))
-        self.policy = RetryPolicy(settings.max_attempts, settings.retry_backoff_base, settings.retry_backoff_max)
+        self.peer_threads = ProcessLocal(lambda: ThreadPoolExecutor(settings.peer_concurrency, "peer-call"))
+        self.limits = Limits(settings.batch_size, settings.dispatch_deadline)
+        self.policy = RetryPolicy(base=settings.retry_backoff_base, cap=settings.retry_backoff_max,
+                                  deadline=settings.retry_deadline)
         self.webhooks = Sender(self.db.transaction, urllib3.PoolManager(maxsize=settings.worker_concurrency),
                                settings.webhook_secret,
                                settings.webhook_allow_private, settings.webhook_timeout,
@@ -41,11 +47,10 @@ class WorkerRuntime:
 
     @contextmanager
     def placement(self, on_step: Callable[[str], None] | None = None) -> Iterator[PlacementContext]:
-        """Dependencies for one execution: one connection, for its locks and its short transactions."""
-        with self.db.engine.connect() as connection, \
-                Locks.on(connection, wait_seconds=self.settings.peer_timeout * 2) as locks:
-            context = PlacementContext(partial(transaction_on, connection), partial(execute_alone, connection),
-                                       self.catalog, self.carts, locks, announce=enqueue_deliveries)
+        """Dependencies for one execution: one connection, for its locks and its statements."""
+        with self.db.connection() as connection:
+            context = PlacementContext(connection, self.catalog, self.carts, self.peer_threads.get(),
+                                       announce=enqueue_deliveries)
             if on_step is not None:
                 context.on_step = on_step
             yield context

@@ -1,79 +1,59 @@
-"""The safety net under the broker: find jobs whose wake-up was lost and send another.
+"""The safety net under the broker: when due jobs wait and nobody looks, send a wake-up.
 
-Messages can vanish (Redis restarted without persistence, a publish while Redis
-was down, a worker killed holding a message Redis will only hand out again
-after the visibility timeout). PostgreSQL knows every unfinished job and when it
-is overdue; a job whose advisory lock is free is not running anywhere, so a new
-wake-up is safe. Every worker runs this loop; an advisory lock lets one sweep at
-a time.
+Messages can vanish (Redis restarted without persistence, a publish while the
+broker was down, a worker killed holding a message Redis only hands out again
+after the visibility timeout). PostgreSQL knows every job that is due: a queued
+or retrying job due for longer than the dispatch deadline, or a claimed job
+(processing, or completed with its cart to close) whose execution's lease ran
+out. Since any execution claims whatever is due, the sweeper needs no job ids:
+it publishes enough wake-ups for the overdue jobs, a few at a time. Every
+worker runs this loop; an advisory lock lets one sweep at a time.
 """
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from datetime import timedelta
 
 from sqlalchemy import func, or_, select, update
 
 from models.db import Database
-from models.jobs import CART_PENDING, COMPLETED, QUEUED, UNFINISHED, Job
+from models.jobs import CART_PENDING, COMPLETED, PROCESSING, QUEUED, RETRYING, Job
+from models.locks import SWEEPER_LOCK_KEY, TRY_LOCK
 from models.webhooks import PENDING, WebhookDelivery
-from placement.locks import SWEEPER_LOCK_KEY, Locks, job_key
-from tasks import app
-from tasks.dispatch import enqueue, enqueue_deliveries
+from tasks.dispatch import enqueue_deliveries, wake_after
 
 log = logging.getLogger(__name__)
 
 BATCH = 500
+# Wake-ups one sweep sends at most: each claims a batch, and the sweep comes round again soon.
+MAX_WAKE_UPS = 8
 
 
-def broker_backlog() -> int | None:
-    """Messages waiting in the order queue, or None when the broker cannot say (down, unknown)."""
-    try:
-        with app.connection_for_read() as connection:
-            return connection.default_channel.queue_declare(queue=app.conf.task_default_queue,
-                                                            passive=True).message_count
-    except Exception:
-        return None
-
-
-def sweep(db: Database, dispatch_deadline: float) -> int:
-    """Dispatch every overdue job nobody is running and every overdue webhook delivery; returns how many."""
-    with Locks.open(db.engine, wait_seconds=1) as locks:
-        if not locks.try_acquire(SWEEPER_LOCK_KEY):
+def sweep(db: Database, dispatch_deadline: float, batch_size: int) -> int:
+    """Wake executions for overdue jobs and re-send overdue webhook deliveries; returns how many."""
+    with db.connection() as connection:
+        if not connection.execute(TRY_LOCK, {"key": SWEEPER_LOCK_KEY}).scalar():
             return 0
-        jobs = _sweep_jobs(db, locks, dispatch_deadline)
+        overdue = connection.execute(_overdue_jobs(dispatch_deadline)).scalar()
+        woken = wake_after([0.0] * min(MAX_WAKE_UPS, math.ceil(overdue / batch_size))) if overdue else 0
         deliveries = _sweep_deliveries(db, dispatch_deadline)
-    if jobs or deliveries:
-        log.info("sweeper re-dispatched %d overdue job(s) and %d webhook delivery(ies)", jobs, deliveries)
-    return jobs + deliveries
+    if overdue or deliveries:
+        log.info("sweeper found %d overdue job(s) (%d wake-up(s) sent) and re-sent %d webhook delivery(ies)",
+                 overdue, woken, deliveries)
+    return woken + deliveries
 
 
-def _sweep_jobs(db: Database, locks: Locks, dispatch_deadline: float) -> int:
-    """A queued job whose deadline passed while messages still wait in the queue is
-    most likely among them: it is left alone until the queue has drained, so a
-    long backlog is not doubled by wake-ups that were never lost.
-    """
-    backlog = broker_backlog()
-    waiting = UNFINISHED if not backlog else tuple(s for s in UNFINISHED if s != QUEUED)
-    with db.transaction() as session:
-        overdue = session.scalars(
-            select(Job.id).where(
-                or_(
-                    Job.status.in_(waiting) & (Job.next_run_at < func.now()),
-                    (Job.status == COMPLETED) & (Job.cart_status == CART_PENDING)
-                    & (Job.updated_at < func.now() - timedelta(seconds=dispatch_deadline)),
-                )
-            ).order_by(Job.next_run_at).limit(BATCH)
-        ).all()
-    idle = [job_id for job_id in overdue if locks.is_free(job_key(job_id))]
-    if not idle:
-        return 0
-    with db.transaction() as session:
-        for job in session.scalars(select(Job).where(Job.id.in_(idle))):
-            job.next_run_at = func.now() + timedelta(seconds=dispatch_deadline)
-            job.updated_at = func.now()
-    return sum(enqueue(job_id) for job_id in idle)
+def _overdue_jobs(dispatch_deadline: float):
+    now = func.now()
+    late = now - timedelta(seconds=dispatch_deadline)
+    return select(func.count()).select_from(
+        select(Job.id).where(or_(
+            Job.status.in_((QUEUED, RETRYING)) & (Job.next_run_at < late),
+            (Job.status == PROCESSING) & (Job.next_run_at < now),
+            (Job.status == COMPLETED) & (Job.cart_status == CART_PENDING) & (Job.next_run_at < now),
+        )).limit(BATCH).subquery())
 
 
 def _sweep_deliveries(db: Database, dispatch_deadline: float) -> int:
@@ -98,15 +78,16 @@ def _sweep_deliveries(db: Database, dispatch_deadline: float) -> int:
 class SweeperThread(threading.Thread):
     """Runs `sweep` every `interval` seconds until stopped."""
 
-    def __init__(self, db: Database, interval: float, dispatch_deadline: float):
+    def __init__(self, db: Database, interval: float, dispatch_deadline: float, batch_size: int):
         super().__init__(name="job-sweeper", daemon=True)
-        self.db, self.interval, self.dispatch_deadline = db, interval, dispatch_deadline
+        self.db, self.interval = db, interval
+        self.dispatch_deadline, self.batch_size = dispatch_deadline, batch_size
         self._stop = threading.Event()
 
     def run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                sweep(self.db, self.dispatch_deadline)
+                sweep(self.db, self.dispatch_deadline, self.batch_size)
             except Exception:  # an outage must not kill the loop; the next tick tries again
                 log.exception("sweep failed")
 

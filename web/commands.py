@@ -77,13 +77,15 @@ def stuck_jobs(older_than):
 @click.command("redispatch")
 @click.option("--older-than", default=300.0, show_default=True, help="seconds without progress")
 def redispatch(older_than):
-    """Publish a new wake-up for every stuck job (safe: a running job ignores it)."""
-    from tasks.dispatch import enqueue
+    """Mark every stuck job due now and wake executions for them (safe: a running job is skipped)."""
+    from tasks.dispatch import wake_after
 
     with _database().transaction() as session:
-        ids = [job.id for job in _stuck(session, older_than)]
-    sent = sum(enqueue(job_id) for job_id in ids)
-    click.echo(f"re-dispatched {sent} of {len(ids)} job(s)")
+        stuck = _stuck(session, older_than)
+        for job in stuck:
+            job.next_run_at = func.now()
+    sent = wake_after([0.0] * min(len(stuck), 8)) if stuck else 0
+    click.echo(f"{len(stuck)} stuck job(s) due again; published {sent} wake-up(s)")
 
 
 @click.command("replay-failed")
@@ -93,7 +95,7 @@ def redispatch(older_than):
 @click.option("--dry-run", is_flag=True, help="list the jobs, replay nothing")
 def replay_failed(since, until, error_code, dry_run):
     """Replay failed order jobs in bulk, e.g. those that failed while a peer was down (admin's POST /jobs/{id}/retry)."""
-    from tasks.dispatch import enqueue
+    from tasks.dispatch import wake
     from web.submissions import replay
 
     if since is None and until is None and error_code is None:
@@ -106,7 +108,6 @@ def replay_failed(since, until, error_code, dry_run):
     if error_code is not None:
         query = query.where(or_(Job.error["code"].astext == error_code,
                                 Job.error["details"]["last_error"].astext == error_code))
-    settings = current_app.extensions["settings"]
     with _database().transaction() as session:
         failed = session.scalars(query.order_by(Job.updated_at)).all()
         if dry_run:
@@ -114,9 +115,9 @@ def replay_failed(since, until, error_code, dry_run):
                 click.echo(f"{job.id}  failed {job.updated_at:%F %T}  {(job.error or {}).get('code')}")
             click.echo(f"{len(failed)} job(s) would be replayed")
             return
-        replays = [replay(session, job, settings.dispatch_deadline) for job in failed]
+        replays = [replay(session, job) for job in failed]
     new = [result.job.id for result in replays if result.created]
-    sent = sum(enqueue(job_id) for job_id in new)
+    sent = int(wake()) if new else 0
     click.echo(f"replayed {len(new)} job(s) ({len(replays) - len(new)} already had a replay); "
                f"published {sent} wake-up(s)")
 

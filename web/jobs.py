@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import uuid
 
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from sqlalchemy import Row, bindparam, select
@@ -26,7 +25,7 @@ _jobs = Job.__table__
 # built once (found in SQLAlchemy's cache after the first call), read without the ORM.
 _JOB_VIEW = select(
     _jobs.c.id, _jobs.c.customer_id, _jobs.c.kind, _jobs.c.cancels_order_id, _jobs.c.replay_of, _jobs.c.status,
-    Job.order_id.expression.label("order_id"), _jobs.c.error, _jobs.c.attempts, _jobs.c.callback_url,
+    Job.order_id.expression.label("order_id"), _jobs.c.error, _jobs.c.attempts, _jobs.c.callback_url, _jobs.c.task_id,
     _jobs.c.created_at, _jobs.c.updated_at,
 ).where(_jobs.c.id == bindparam("id"))
 
@@ -116,7 +115,7 @@ class JobRetry(MethodView):
             abort(403, message="Replaying jobs needs the orders:admin scope")
         failed = visible_job(job_id)
         try:
-            result = replay(db.session, failed, current_app.extensions["settings"].dispatch_deadline)
+            result = replay(db.session, failed)
         except NotAllowed as exc:
             abort(409, message=str(exc))
         return accepted(result)

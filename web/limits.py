@@ -12,8 +12,6 @@ count itself cost.
 from __future__ import annotations
 
 import logging
-import os
-import threading
 import time
 
 from flask import Flask, g, request
@@ -23,7 +21,8 @@ from limits.errors import StorageError
 from sqlalchemy import func, select
 
 from models.jobs import UNFINISHED, Job
-from settings import ConfigError, Settings
+from process_local import ProcessLocal
+from settings import Settings
 
 log = logging.getLogger(__name__)
 KEY_PREFIX = "orders-ratelimit"
@@ -39,38 +38,22 @@ def _client_key() -> str:
     return f"addr:{request.remote_addr}"
 
 
-def _storage(settings: Settings) -> str:
-    """The limit's Redis: RATE_LIMIT_STORAGE_URI, else the broker when the broker is Redis."""
-    if settings.rate_limit_storage:
-        return settings.rate_limit_storage
-    if settings.broker_is_redis:
-        return settings.broker_url
-    raise ConfigError("RATE_LIMIT_STORAGE_URI is not set; with RabbitMQ as the broker the rate limiter "
-                      "needs a Redis URL of its own (e.g. redis://redis:6379/0)")
-
-
 class RateLimit:
     """`RATE_LIMIT` per client in fixed windows, counted in Redis by every API process together."""
 
     def __init__(self, settings: Settings, exempt_blueprints=()):
         self.item = parse(settings.rate_limit)
-        self.uri = _storage(settings)
+        self.uri = settings.redis_url
         self.exempt = {blueprint.name for blueprint in exempt_blueprints}
-        self._lock = threading.Lock()
-        self._pid: int | None = None
-        self._counter: strategies.FixedWindowRateLimiter | None = None
+        # Made by one thread: `limits` imports its Redis client lazily, and two threads at once can
+        # see it half-done.
+        self._counter = ProcessLocal(lambda: strategies.FixedWindowRateLimiter(
+            storage.storage_from_string(self.uri, **STORAGE_OPTIONS)))
 
     @property
     def counter(self) -> strategies.FixedWindowRateLimiter:
-        """This process's counter (its Redis pool is made after any fork, never inherited), made by
-        one thread: `limits` imports its Redis client lazily, and two threads at once can see it half-done."""
-        if self._pid != os.getpid():
-            with self._lock:
-                if self._pid != os.getpid():
-                    self._counter = strategies.FixedWindowRateLimiter(
-                        storage.storage_from_string(self.uri, **STORAGE_OPTIONS))
-                    self._pid = os.getpid()
-        return self._counter
+        """This process's counter (its Redis pool is made after any fork, never inherited)."""
+        return self._counter.get()
 
     def check(self) -> None:
         """Count this request against its client; 429 with Retry-After once the window is spent."""

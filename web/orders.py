@@ -84,8 +84,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
             session = db.session
             backlog.check(session)
             try:
-                result = submit(session, customer_id, body.get("items"), key, settings.dispatch_deadline,
-                                body.get("callback_url"))
+                result = submit(session, customer_id, body.get("items"), key, body.get("callback_url"))
             except IdempotencyConflict:
                 abort(422, message="This Idempotency-Key was already used with a different request")
             answer = accepted(result)
@@ -129,7 +128,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
             """
             order = _visible_order(id)
             try:
-                result = cancel_order(db.session, order, settings.dispatch_deadline)
+                result = cancel_order(db.session, order)
             except NotAllowed as exc:
                 abort(409, message=str(exc))
             return accepted(result)

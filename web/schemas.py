@@ -97,6 +97,8 @@ class JobSchema(Schema):
     error = fields.Nested(ErrorDetailSchema, allow_none=True)
     attempts = fields.Integer()
     callback_url = fields.String(allow_none=True)
+    task_id = fields.String(allow_none=True, metadata={
+        "description": "The Celery task (see Flower) of the execution that last handled the job"})
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
 

@@ -10,19 +10,18 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 
-from sqlalchemy import Interval, bindparam, func, literal, select
+from sqlalchemy import bindparam, literal, select
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Session
 
 from models import events
 from models.events import JobEvent
 from models.jobs import CANCELLED, CART_NOT_NEEDED, KIND_CANCEL, QUEUED, SOURCE_BODY, SOURCE_CART, Job
+from models.locks import try_lock_job_for_transaction
 from models.orders import ORDERED, Order
+from placement import jobs as job_life
 from placement.items import normalize
-from placement.locks import job_key
-from webhooks import outbox
 
 
 class IdempotencyConflict(Exception):
@@ -53,7 +52,6 @@ def _accept_statement():
     """
     jobs, job_events = Job.__table__, JobEvent.__table__
     values = {name: bindparam(name, type_=jobs.c[name].type) for name in _SUBMITTED}
-    values["next_run_at"] = func.now() + bindparam("deadline", type_=Interval())
     new_job = (insert(jobs).values(values)
                .on_conflict_do_nothing(index_elements=[jobs.c.idempotency_key])
                .returning(jobs.c.id).cte("new_job"))
@@ -69,7 +67,7 @@ _ACCEPT = _accept_statement()
 
 
 def submit(session: Session, customer_id: int, items: list[dict] | None, idempotency_key: str | None,
-           dispatch_deadline: float, callback_url: str | None = None) -> Submission:
+           callback_url: str | None = None) -> Submission:
     """Insert the job (or find the one this key already made); the caller commits."""
     items = normalize(items) if items is not None else None
     source = SOURCE_BODY if items is not None else SOURCE_CART
@@ -86,7 +84,7 @@ def submit(session: Session, customer_id: int, items: list[dict] | None, idempot
         callback_url=callback_url,
     )
     inserted = session.connection().execute(
-        _ACCEPT, {**values, "deadline": timedelta(seconds=dispatch_deadline), "detail": {"source": source}}
+        _ACCEPT, {**values, "detail": {"source": source}}
     ).scalar()
     if inserted is not None:
         return Submission(Job(**values), created=True)
@@ -100,7 +98,7 @@ class NotAllowed(Exception):
     """The request conflicts with the resource's state; the message says why."""
 
 
-def cancel_order(session: Session, order: Order, dispatch_deadline: float) -> Submission:
+def cancel_order(session: Session, order: Order) -> Submission:
     """The job that cancels `order`: created once, the same one for every later request."""
     existing = session.scalars(select(Job).where(Job.cancels_order_id == order.id)).one_or_none()
     if existing is not None:
@@ -110,7 +108,6 @@ def cancel_order(session: Session, order: Order, dispatch_deadline: float) -> Su
     statement = insert(Job).values(
         customer_id=order.customer_id, status=QUEUED, kind=KIND_CANCEL, cancels_order_id=order.id,
         source=SOURCE_BODY, attempts=0, cart_status=CART_NOT_NEEDED,
-        next_run_at=func.now() + timedelta(seconds=dispatch_deadline),
     ).on_conflict_do_nothing(index_elements=[Job.cancels_order_id]).returning(Job)
     job = session.scalars(statement).one_or_none()
     if job is None:  # another request created it a moment ago
@@ -133,16 +130,16 @@ def cancel_job(session: Session, job: Job) -> Cancellation:
         return Cancellation(job, [])
     if job.kind != KIND_CANCEL and job.status == QUEUED and job.attempts == 0:
         # A worker holds this lock for as long as it runs the job: if it is taken, the job has started.
-        free = session.scalar(select(func.pg_try_advisory_xact_lock(job_key(job.id))))
+        free = session.scalar(select(try_lock_job_for_transaction(literal(job.id))))
         session.refresh(job, with_for_update=True)
         if free and job.status == QUEUED and job.attempts == 0:
             job.status = CANCELLED
             events.record(session, job.id, CANCELLED, CANCELLED, 0)
-            return Cancellation(job, outbox.job_ended(session, job, None))
+            return Cancellation(job, job_life.owe_end(session.connection(), job, CANCELLED))
     raise NotAllowed(f"Job {job.id} is {job.status}; only a queued job that has not started can be cancelled")
 
 
-def replay(session: Session, job: Job, dispatch_deadline: float) -> Submission:
+def replay(session: Session, job: Job) -> Submission:
     """A new job doing what a failed one set out to do; the failed one stays as it was, for the record."""
     if job.status != "failed" or job.kind == KIND_CANCEL:
         raise NotAllowed(f"Job {job.id} is {job.status}; only a failed order job can be replayed")
@@ -150,8 +147,7 @@ def replay(session: Session, job: Job, dispatch_deadline: float) -> Submission:
     if existing is not None:
         return Submission(existing, created=False)
     clone = Job(customer_id=job.customer_id, status=QUEUED, source=job.source, requested_items=job.requested_items,
-                attempts=0, cart_status=CART_NOT_NEEDED, replay_of=job.id, callback_url=job.callback_url,
-                next_run_at=func.now() + timedelta(seconds=dispatch_deadline))
+                attempts=0, cart_status=CART_NOT_NEEDED, replay_of=job.id, callback_url=job.callback_url)
     session.add(clone)
     session.flush()
     events.record(session, clone.id, "accepted", QUEUED, 0, {"replay_of": str(job.id)})

@@ -22,7 +22,7 @@ from sqlalchemy import func, or_, update
 from sqlalchemy.orm import Session
 
 from models.webhooks import DELIVERED, GAVE_UP, PENDING, WebhookAttempt, WebhookDelivery
-from placement.retry import RetryPolicy
+from backoff import RetryPolicy
 from webhooks.signing import SIGNATURE_HEADER, signature
 from webhooks.urls import UnsafeUrl, Unresolvable, check_destination
 

@@ -143,12 +143,12 @@ def engine(stack_env, api_server):
 
 @pytest.fixture()
 def publish(stack_env):
-    """Send wake-ups for a job exactly as the service does (`tasks.dispatch.enqueue`, the service's
-    Celery configuration), from a process on the stack's environment: its broker, not the test's."""
-    def send(job_id: str, times: int = 1, countdown: float = 0) -> None:
-        code = ("import sys, uuid; from tasks.dispatch import enqueue; job = uuid.UUID(sys.argv[1]); "
-                "sys.exit(not all([enqueue(job, float(sys.argv[3]) or None) for _ in range(int(sys.argv[2]))]))")
-        subprocess.run([sys.executable, "-c", code, job_id, str(times), str(countdown)], env=stack_env["env"],
+    """Send `times` wake-ups (duplicates, not coalesced) with the service's Celery configuration, from a
+    process on the stack's environment: its broker, not the test's."""
+    def send(times: int = 1, countdown: float = 0) -> None:
+        code = ("import sys; from tasks import app; from tasks.dispatch import PLACE_ORDERS; "
+                "[app.send_task(PLACE_ORDERS, countdown=float(sys.argv[2]) or None) for _ in range(int(sys.argv[1]))]")
+        subprocess.run([sys.executable, "-c", code, str(times), str(countdown)], env=stack_env["env"],
                        cwd=ROOT, check=True, timeout=60)
     return send
 

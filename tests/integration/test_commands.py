@@ -30,7 +30,7 @@ def test_counts_stuck_jobs_and_redispatch(api, stack_env, engine):
     assert "completed   1" in flask(env, "job-counts") and "queued      1" in flask(env, "job-counts")
     assert str(stuck) in flask(env, "stuck-jobs", "--older-than", "600")
     assert str(done) not in flask(env, "stuck-jobs", "--older-than", "0")
-    assert "re-dispatched 1 of 1" in flask(env, "redispatch", "--older-than", "600")
+    assert "1 stuck job(s) due again" in flask(env, "redispatch", "--older-than", "600")
     assert api.wait(str(stuck))["status"] == "completed"
 
 

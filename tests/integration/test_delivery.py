@@ -14,7 +14,7 @@ def test_the_same_job_delivered_many_times_at_once_gives_one_order(api, peers, e
     peers.faults(latency_ms=30)
     with stack_env["broker"].outage():  # the job's own wake-up is not sent: the six below arrive together
         job_id = api.submit(11, [{"product_id": 4, "quantity": 3}]).json()["job_id"]
-    publish(job_id, times=6)
+    publish(times=6)
 
     job = api.wait(job_id)
     time.sleep(1)  # let every duplicate delivery run to its end

@@ -1,5 +1,6 @@
 """Submission to completed order, through the live API, a real worker and the reference peers."""
 import uuid
+from datetime import datetime
 
 ITEMS = [{"product_id": 3, "quantity": 2}, {"product_id": 7, "quantity": 5}]
 
@@ -79,14 +80,21 @@ def test_a_peer_answering_503_for_a_while_is_retried_until_the_order_completes(a
     assert job["attempts"] >= 2
 
 
-def test_a_peer_down_for_good_fails_the_job_after_the_attempt_limit(api, peers):
+def test_a_peer_down_for_good_fails_the_job_once_its_retry_deadline_passed(api, peers):
     peers.faults(error_rate=1.0, scope="products")
 
-    job = api.wait(api.submit(3, ITEMS).json()["job_id"], timeout=60)
+    submitted = api.submit(3, ITEMS).json()["job_id"]
+    retrying = api.wait(submitted, until=("retrying",), timeout=20)
+    job = api.wait(submitted, timeout=60)
 
+    assert retrying["error"]["code"] == "peer_unavailable"
     assert job["status"] == "failed"
     assert job["error"]["code"] == "retries_exhausted"
-    assert job["attempts"] == 4  # JOB_MAX_ATTEMPTS in the test stack
+    assert job["error"]["details"]["last_error"] == "peer_unavailable"
+    # JOB_RETRY_DEADLINE_SECONDS is 3 in the test stack: it kept trying until then, not for a count
+    failed_at = datetime.fromisoformat(job["updated_at"])
+    assert (failed_at - datetime.fromisoformat(job["created_at"])).total_seconds() >= 3
+    assert job["attempts"] >= 2
     assert api.get("/orders").json()["orders"] == []
 
 

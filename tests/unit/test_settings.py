@@ -14,10 +14,12 @@ def test_required_values_are_named_when_missing():
 
 
 def test_values_are_typed_and_checked():
-    settings = Settings.from_env({**BASE, "JOB_MAX_ATTEMPTS": "3", "AUTO_MIGRATE": "false"})
-    assert settings.max_attempts == 3 and settings.auto_migrate is False
-    with pytest.raises(ConfigError, match="JOB_MAX_ATTEMPTS"):
-        Settings.from_env({**BASE, "JOB_MAX_ATTEMPTS": "many"})
+    settings = Settings.from_env({**BASE, "JOB_RETRY_DEADLINE_SECONDS": "90", "AUTO_MIGRATE": "false"})
+    assert settings.retry_deadline == 90.0 and settings.auto_migrate is False
+    with pytest.raises(ConfigError, match="JOB_RETRY_DEADLINE_SECONDS"):
+        Settings.from_env({**BASE, "JOB_RETRY_DEADLINE_SECONDS": "soon"})
+    with pytest.raises(ConfigError, match="BATCH_SIZE"):
+        Settings.from_env({**BASE, "BATCH_SIZE": "0"})
     with pytest.raises(ConfigError, match="AUTO_MIGRATE"):
         Settings.from_env({**BASE, "AUTO_MIGRATE": "perhaps"})
 

@@ -1,9 +1,10 @@
-"""Units of work outside an explicit transaction: one statement alone, and autocommit sessions."""
+"""Units of work outside an explicit transaction: an execution's connection, and autocommit sessions."""
 import pytest
 from sqlalchemy import column, select, table, text
 from sqlalchemy.exc import ProgrammingError
 
-from models.db import Database, execute_alone
+from models.db import Database, transaction
+from models.locks import LOCK_ALL, TRY_LOCK, UNLOCK_EVERYTHING, product_key
 
 SCRATCH = table("db_test_scratch", column("n"))
 
@@ -25,23 +26,34 @@ def _count(engine) -> int:
         return other.execute(text("SELECT count(*) FROM db_test_scratch")).scalar_one()
 
 
-def test_a_statement_run_alone_is_committed_at_once_and_leaves_no_transaction(database, engine):
-    with database.engine.connect() as connection:
-        inserted = execute_alone(connection, SCRATCH.insert().values(n=1).returning(SCRATCH.c.n)).scalar_one()
-
-        assert inserted == 1
+def test_an_execution_connection_commits_each_statement_and_groups_a_transaction(database, engine):
+    with database.connection() as connection:
+        connection.execute(SCRATCH.insert().values(n=1))
         assert _count(engine) == 1  # seen by another connection while this one is still held
-        assert not connection.in_transaction()
-        assert execute_alone(connection, select(SCRATCH.c.n)).all() == [(1,)]
+
+        with pytest.raises(ProgrammingError), transaction(connection):
+            connection.execute(SCRATCH.insert().values(n=2))
+            assert _count(engine) == 1  # not before the transaction commits
+            connection.execute(text("SELECT * FROM no_such_table"))
+        assert _count(engine) == 1  # the failed transaction left nothing
+
+        with transaction(connection):
+            connection.execute(SCRATCH.insert().values(n=3))
+            connection.execute(SCRATCH.insert().values(n=4))
+        connection.execute(SCRATCH.insert().values(n=5))  # autocommit again after it
+        assert _count(engine) == 4
 
 
-def test_a_failed_statement_leaves_the_connection_usable(database, engine):
-    with database.engine.connect() as connection:
-        with pytest.raises(ProgrammingError):
-            execute_alone(connection, text("SELECT * FROM no_such_table"))
-        assert not connection.in_transaction()
-        execute_alone(connection, SCRATCH.insert().values(n=2))
-    assert _count(engine) == 1
+def test_an_execution_connection_gives_its_advisory_locks_back_with_it(database, engine):
+    keys = [product_key(1), product_key(2)]
+    with database.connection() as connection:
+        connection.execute(LOCK_ALL, {"keys": keys})
+        with engine.connect() as other:
+            assert not other.execute(TRY_LOCK, {"key": keys[0]}).scalar()
+    with engine.connect() as other:
+        assert other.execute(TRY_LOCK, {"key": keys[0]}).scalar()
+        assert other.execute(TRY_LOCK, {"key": keys[1]}).scalar()
+        other.execute(UNLOCK_EVERYTHING)
 
 
 def test_an_autocommit_session_sees_each_commit_and_commits_each_write(database, engine):

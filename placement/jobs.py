@@ -1,0 +1,325 @@
+"""A job's life: every change of a job's state, in one place, as SQLAlchemy Core statements.
+
+A job is one accepted submission, and the durable record the API answers
+from. Its life: accepted (web) → claimed by an execution, in a batch → its
+steps (items resolved, stock taken) → completed with its order, rejected,
+failed, or scheduled for a retry; a completed job may still owe its cart's
+closing. Every change here also writes the job's timeline event and, where the
+job ends, the webhook deliveries it owes (the outbox), in the same statement or
+transaction: the timeline never claims what did not happen, and no end goes
+unannounced.
+
+Every function takes the execution's connection (in AUTOCOMMIT: one statement
+commits alone) and changes many jobs at once: a batch pays one round trip per
+change, not one per job. A job is shown as the row `claim` returned.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+
+from sqlalchemy import (
+    Connection, Integer, Interval, Row, String, Text, Uuid, bindparam, case, cast, func, insert, literal, select,
+    union, update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from models.db import transaction
+from models.events import JobEvent
+from models.jobs import (
+    CANCELLED, CART_CLOSED, CART_FAILED, CART_NOT_NEEDED, CART_PENDING, COMPLETED, FAILED, PROCESSING, REJECTED,
+    RETRYING, SOURCE_CART, UNFINISHED, Job,
+)
+from models.locks import try_lock_job
+from models.orders import CANCELLED as ORDER_CANCELLED
+from models.orders import ORDERED, Order, OrderItem
+from models.webhooks import (
+    JOB_CANCELLED, JOB_COMPLETED, JOB_FAILED, JOB_REJECTED, WebhookDelivery, WebhookSubscription,
+)
+from models.webhooks import ORDER_CANCELLED as ORDER_CANCELLED_EVENT
+
+jobs, job_events, orders = Job.__table__, JobEvent.__table__, Order.__table__
+order_items, deliveries, subscriptions = OrderItem.__table__, WebhookDelivery.__table__, WebhookSubscription.__table__
+
+# Steps, as recorded on the job (and reported to Flower as the batch's state).
+LOADING_ITEMS = "loading_items"
+TAKING_STOCK = "taking_stock"
+SAVING_ORDER = "saving_order"
+UPDATING_CART = "updating_cart"
+GIVING_BACK = "giving_back"
+DONE = "done"
+
+_ENDED_EVENTS = {COMPLETED: JOB_COMPLETED, REJECTED: JOB_REJECTED, FAILED: JOB_FAILED, CANCELLED: JOB_CANCELLED}
+
+
+def age(job: Row) -> float:
+    """Seconds since the job was submitted."""
+    return (datetime.now(timezone.utc) - job.created_at).total_seconds()
+
+
+# ---- claiming a batch ---------------------------------------------------------------------------
+
+def _claim_statement():
+    """Up to :limit due jobs, each locked for this connection (a session advisory lock: free again
+    the moment the holder's connection dies), marked processing with their attempt counted.
+
+    Due: queued or retrying jobs whose time has come, processing jobs whose holder stopped
+    reporting (its lease, `next_run_at`, passed) and this very task's own jobs (a redelivered
+    task whose worker died: free at once), and completed jobs whose cart is still to be closed.
+    Rows another claim is looking at are skipped (SKIP LOCKED); so are jobs whose lock is held.
+    """
+    now = func.now()
+    limit = bindparam("limit", type_=Integer)
+    fresh = (select(jobs.c.id).where(jobs.c.status.in_(UNFINISHED), jobs.c.next_run_at <= now)
+             .order_by(jobs.c.next_run_at).limit(limit).with_for_update(skip_locked=True).cte("fresh"))
+    mine = (select(jobs.c.id).where(jobs.c.status == PROCESSING, jobs.c.task_id == bindparam("task_id"))
+            .with_for_update(skip_locked=True).cte("mine"))
+    carts = (select(jobs.c.id).where(jobs.c.cart_status == CART_PENDING, jobs.c.status == COMPLETED,
+                                     jobs.c.next_run_at <= now)
+             .order_by(jobs.c.next_run_at).limit(limit).with_for_update(skip_locked=True).cte("carts"))
+    candidates = union(select(fresh.c.id), select(mine.c.id), select(carts.c.id)).subquery("candidates")
+    locked = (select(candidates.c.id).where(try_lock_job(candidates.c.id))
+              .cte("locked").prefix_with("MATERIALIZED"))
+    running = jobs.c.status != COMPLETED
+    claimed = (
+        update(jobs).where(jobs.c.id.in_(select(locked.c.id)))
+        .values(status=case((running, PROCESSING), else_=jobs.c.status),
+                attempts=jobs.c.attempts + case((running, 1), else_=0),
+                task_id=bindparam("task_id"), updated_at=now,
+                next_run_at=now + bindparam("lease", type_=Interval()))
+        .returning(*jobs.c, Job.order_id.expression.label("order_id")).cte("claimed")
+    )
+    started = insert(job_events).from_select(
+        ["job_id", "event", "status", "attempt"],
+        select(claimed.c.id, literal("attempt_started"), claimed.c.status, claimed.c.attempts)
+        .where(claimed.c.status == PROCESSING)).cte("started")
+    return select(claimed).add_cte(started).order_by(claimed.c.created_at, claimed.c.id)
+
+
+CLAIM = _claim_statement()
+
+
+def claim(connection: Connection, task_id: str, limit: int, lease: float) -> list[Row]:
+    """Claim a batch for the execution `task_id`, oldest first: one statement."""
+    return connection.execute(CLAIM, {"task_id": task_id, "limit": limit,
+                                      "lease": timedelta(seconds=lease)}).all()
+
+
+# ---- changes of many jobs in one statement ------------------------------------------------------
+
+@lru_cache(maxsize=None)
+def _change(columns: tuple[str, ...], now_plus: str | None = None):
+    """UPDATE the jobs in :job_id (each to its own values, bound as parallel arrays `:<column>`)
+    and log each one's event (:event, :detail) in the same statement. `now_plus` names a column
+    set to now() plus :delay (seconds) per job. Returns the jobs as changed.
+
+    JSON values travel as text (see `_apply`) and are cast back here: a bound array of JSON
+    would be read as more array dimensions."""
+    types = {"job_id": Uuid(), "event": String(), "detail": JSONB(),
+             **{column: jobs.c[column].type for column in columns}}
+    if now_plus:
+        types["delay"] = Interval()
+    bound = {name: Text() if isinstance(kind, JSONB) else kind for name, kind in types.items()}
+    given = func.unnest(*(bindparam(name, type_=ARRAY(kind)) for name, kind in bound.items())
+                        ).table_valued(*types).render_derived(name="given")
+    column = {name: cast(given.c[name], JSONB) if isinstance(kind, JSONB) else given.c[name]
+              for name, kind in types.items()}
+    values = {name: column[name] for name in columns}
+    if now_plus:
+        values[now_plus] = func.now() + given.c.delay
+    changed = (update(jobs).where(jobs.c.id == given.c.job_id).values(updated_at=func.now(), **values)
+               .returning(jobs.c.id, jobs.c.status, jobs.c.attempts, given.c.event,
+                          column["detail"].label("detail")).cte("changed"))
+    logged = insert(job_events).from_select(
+        ["job_id", "event", "status", "attempt", "detail"],
+        select(changed.c.id, changed.c.event, changed.c.status, changed.c.attempts, changed.c.detail)
+        .where(changed.c.event.is_not(None))).cte("logged")
+    return select(changed.c.id, changed.c.status).add_cte(logged)
+
+
+def _apply(connection: Connection, rows: Sequence[dict], now_plus: str | None = None) -> None:
+    """Run `_change` for rows of {job_id, event, detail, <column>: value, [delay]} (same keys in each)."""
+    if not rows:
+        return
+    columns = tuple(sorted(set(rows[0]) - {"job_id", "event", "detail", "delay"}))
+    params = {name: [_bound(name, row[name]) for row in rows] for name in rows[0]}
+    params.setdefault("detail", [None] * len(rows))
+    if now_plus:
+        params["delay"] = [timedelta(seconds=row["delay"]) for row in rows]
+    connection.execute(_change(columns, now_plus), params)
+
+
+def _bound(name: str, value):
+    """A value as `_change` binds it: JSON columns (and the event's detail) as text."""
+    json_column = name == "detail" or (name in jobs.c and isinstance(jobs.c[name].type, JSONB))
+    return json.dumps(value) if json_column and value is not None else value
+
+
+def items_resolved(connection: Connection, resolved: dict[uuid.UUID, list[dict]], taking: Iterable[uuid.UUID]) -> None:
+    """Keep each job's resolved items (once: a retry does not ask the cart again) and mark the jobs
+    in `taking` as taking stock."""
+    rows = [{"job_id": job_id, "items": items, "step": TAKING_STOCK, "event": "checking_stock",
+             "detail": {"items": items}} for job_id, items in resolved.items()]
+    _apply(connection, rows)
+    _apply(connection, [{"job_id": job_id, "step": TAKING_STOCK, "event": "taking_stock"} for job_id in taking])
+
+
+def giving_back(connection: Connection, ends: dict[uuid.UUID, tuple[str, dict]]) -> None:
+    """Jobs that will end `status` with `error` once what they took is back in stock."""
+    _apply(connection, [{"job_id": job_id, "resolution": status, "error": error, "step": GIVING_BACK,
+                         "event": GIVING_BACK, "detail": error} for job_id, (status, error) in ends.items()])
+
+
+def retry_later(connection: Connection, retries: dict[uuid.UUID, tuple[dict | None, float]]) -> None:
+    """Jobs that try again after their delay: retrying, with the error that stopped them (a job
+    giving back keeps the error it will end with) and the time of their next attempt."""
+    keep = [job_id for job_id, (error, _) in retries.items() if error is None]
+    for errors, ids in ((True, [j for j in retries if j not in keep]), (False, keep)):
+        rows = []
+        for job_id in ids:
+            error, delay = retries[job_id]
+            row = {"job_id": job_id, "status": RETRYING, "event": "retry_scheduled", "delay": delay,
+                   "detail": {**(error or {}), "retry_in_seconds": round(delay, 3)}}
+            if errors:
+                row["error"] = error
+            rows.append(row)
+        _apply(connection, rows, now_plus="next_run_at")
+
+
+def cart_closing_later(connection: Connection, delays: dict[uuid.UUID, float]) -> None:
+    """Completed jobs whose cart could not be closed yet: due again after their delay."""
+    _apply(connection, [{"job_id": job_id, "event": None, "delay": delay} for job_id, delay in delays.items()],
+           now_plus="next_run_at")
+
+
+def carts_closed(connection: Connection, results: dict[uuid.UUID, bool]) -> None:
+    """Record each cart's closing: closed, or given up (the peer refused it for good)."""
+    _apply(connection, [{"job_id": job_id, "cart_status": CART_CLOSED if closed else CART_FAILED, "step": DONE,
+                         "event": "cart_closed" if closed else "cart_update_failed"}
+                        for job_id, closed in results.items()])
+
+
+# ---- ends, with their outbox -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Placed:
+    """A job whose stock is taken: its order is saved with these items."""
+
+    job: Row
+    items: list[dict]
+
+
+_NEW_ORDERS = (pg_insert(orders).on_conflict_do_nothing(index_elements=[orders.c.job_id])
+               .returning(orders.c.id, orders.c.job_id))
+_EXISTING_ORDERS = select(orders.c.id, orders.c.job_id).where(
+    orders.c.job_id == func.any(bindparam("job_ids", type_=ARRAY(Uuid()))))
+
+
+def complete(connection: Connection, placed: Sequence[Placed], lease: float) -> list[uuid.UUID]:
+    """Save every placed job's order and items and complete the jobs, in one transaction; the
+    webhook deliveries owed (publish their wake-ups after this returns). A cart job stays due to
+    close its cart, which its execution does next (or a later one, after `lease`)."""
+    if not placed:
+        return []
+    with transaction(connection):
+        order_of = {row.job_id: row.id for row in connection.execute(_NEW_ORDERS, [
+            {"customer_id": p.job.customer_id, "job_id": p.job.id, "status": ORDERED} for p in placed])}
+        new = [p for p in placed if p.job.id in order_of]
+        if len(new) < len(placed):  # an execution that died saved these orders, not their jobs' completion
+            order_of.update({row.job_id: row.id for row in connection.execute(
+                _EXISTING_ORDERS, {"job_ids": [p.job.id for p in placed if p.job.id not in order_of]})})
+        if new:
+            connection.execute(insert(order_items), [
+                {"order_id": order_of[p.job.id], "product_id": item["product_id"], "quantity": item["quantity"]}
+                for p in new for item in p.items])
+        rows = []
+        for p in placed:
+            cart = p.job.source == SOURCE_CART
+            rows.append({"job_id": p.job.id, "status": COMPLETED, "error": None, "resolution": None,
+                         "step": UPDATING_CART if cart else DONE, "cart_status": CART_PENDING if cart else CART_NOT_NEEDED,
+                         "event": "order_saved", "detail": {"order_id": order_of[p.job.id]}, "delay": lease})
+        _apply(connection, rows, now_plus="next_run_at")
+        return _owe(connection, [(p.job, COMPLETED, None, order_of[p.job.id]) for p in placed])
+
+
+def end(connection: Connection, ends: dict[uuid.UUID, tuple[Row, str, dict]]) -> list[uuid.UUID]:
+    """End jobs that took nothing (or gave it all back) as rejected or failed, with their error."""
+    if not ends:
+        return []
+    with transaction(connection):
+        _apply(connection, [{"job_id": job_id, "status": status, "error": error, "resolution": None, "step": DONE,
+                             "event": status, "detail": error} for job_id, (_, status, error) in ends.items()])
+        return _owe(connection, [(job, status, error, None) for job, status, error in ends.values()])
+
+
+def order_cancelled(connection: Connection, job: Row, order_id: int, placing_job: Row) -> list[uuid.UUID]:
+    """A cancellation done: the order Cancelled, both jobs' timelines told, the webhooks owed."""
+    with transaction(connection):
+        connection.execute(update(orders).where(orders.c.id == order_id).values(status=ORDER_CANCELLED))
+        _apply(connection, [
+            {"job_id": job.id, "status": COMPLETED, "error": None, "step": DONE, "event": "order_cancelled",
+             "detail": {"order_id": order_id}}])
+        connection.execute(insert(job_events).values(
+            job_id=placing_job.id, event="order_cancelled", status=placing_job.status, attempt=0,
+            detail={"order_id": order_id, "by_job": str(job.id)}))
+        data = {"order": {"order_id": order_id, "customer_id": job.customer_id, "status": ORDER_CANCELLED},
+                "job": _described(job, COMPLETED, None, None)}
+        return _deliver(connection, [(job.id, ORDER_CANCELLED_EVENT, data, placing_job.callback_url)])
+
+
+_PLACING_JOB = select(jobs).where(jobs.c.id == select(orders.c.job_id).where(
+    orders.c.id == bindparam("order_id")).scalar_subquery())
+
+
+def placing_job(connection: Connection, order_id: int) -> Row:
+    """The job that placed an order (whose ledger a cancellation gives back)."""
+    return connection.execute(_PLACING_JOB, {"order_id": order_id}).one()
+
+
+def owe_end(connection: Connection, job, status: str) -> list[uuid.UUID]:
+    """The webhooks owed by a job that ended `status` outside an execution (a cancelled queued
+    job), in the caller's transaction."""
+    return _owe(connection, [(job, status, job.error, None)])
+
+
+def _described(job, status: str, error: dict | None, order_id: int | None) -> dict:
+    return {"job_id": str(job.id), "kind": job.kind, "status": status, "customer_id": job.customer_id,
+            "order_id": order_id, "cancels_order_id": job.cancels_order_id,
+            "replay_of": str(job.replay_of) if job.replay_of else None, "error": error}
+
+
+def _owe(connection: Connection, ended: Sequence[tuple]) -> list[uuid.UUID]:
+    """Deliveries for jobs ending: [(job, status, error, order_id)]."""
+    return _deliver(connection, [
+        (job.id, _ENDED_EVENTS[status], {"job": _described(job, status, error, order_id)}, job.callback_url)
+        for job, status, error, order_id in ended])
+
+
+_SUBSCRIBERS = select(subscriptions.c.id, subscriptions.c.url, subscriptions.c.events).where(
+    subscriptions.c.active, subscriptions.c.events.op("&&")(bindparam("events", type_=ARRAY(String()))))
+
+
+def _deliver(connection: Connection, owed: Sequence[tuple]) -> list[uuid.UUID]:
+    """Delivery rows for [(job_id, event, data, callback_url)], to each callback and every
+    subscriber of the event, in one INSERT; their ids, to publish after the commit."""
+    events = sorted({event for _, event, _, _ in owed})
+    subscribers = connection.execute(_SUBSCRIBERS, {"events": events}).all()
+    created_at = datetime.now(timezone.utc).isoformat()
+    rows = []
+    for job_id, event, data, callback_url in owed:
+        targets = [(callback_url, None)] if callback_url else []
+        targets += [(s.url, s.id) for s in subscribers if event in s.events]
+        for url, subscription_id in targets:
+            delivery_id = uuid.uuid4()
+            rows.append({"id": delivery_id, "job_id": job_id, "subscription_id": subscription_id, "event": event,
+                         "url": url, "payload": {"id": str(delivery_id), "type": event, "created_at": created_at,
+                                                 "data": data}})
+    if rows:
+        connection.execute(insert(deliveries), rows)
+    return [row["id"] for row in rows]
+

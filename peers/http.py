@@ -14,6 +14,7 @@ import urllib3
 from urllib3.exceptions import HTTPError, NewConnectionError, TimeoutError
 
 from peers.errors import AmbiguousWrite, BadPeerResponse, NotFound, PreconditionFailed, TransientPeerError
+from process_local import ProcessLocal
 
 _TRANSIENT_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 
@@ -26,19 +27,18 @@ class PeerHttp:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.pool_size = pool_size
-        self._pid: int | None = None
-        self._pool: urllib3.PoolManager | None = None
+        self._pool = ProcessLocal(self._new_pool)
+
+    def _new_pool(self) -> urllib3.PoolManager:
+        ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        return urllib3.PoolManager(num_pools=2, maxsize=self.pool_size, block=False, retries=False,
+                                   timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout),
+                                   ca_certs=ca_bundle)
 
     @property
     def pool(self) -> urllib3.PoolManager:
         """The connection pool of this process (rebuilt after a fork)."""
-        if self._pid != os.getpid():
-            ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-            self._pool = urllib3.PoolManager(
-                num_pools=2, maxsize=self.pool_size, block=False, retries=False,
-                timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout), ca_certs=ca_bundle)
-            self._pid = os.getpid()
-        return self._pool
+        return self._pool.get()
 
     def call(self, method: str, path: str, *, json=None, headers=None) -> urllib3.BaseHTTPResponse:
         """Send one request; return a 2xx response or raise the matching PeerError."""

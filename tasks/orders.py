@@ -48,6 +48,7 @@ def place_orders(self, *_earlier) -> dict[str, str]:
             ctx.on_claimed = claimed
             while True:
                 placed = place(ctx, self.request.id, runtime.limits, runtime.policy)
+                _report(placed)
                 outcomes.update(placed)
                 if placed:
                     busy()
@@ -65,8 +66,6 @@ def place_orders(self, *_earlier) -> dict[str, str]:
         metrics.job_retries.labels("database").inc()
         log.warning("execution could not run (%s); retrying in %.1fs", exc, delay, exc_info=True)
         raise self.retry(countdown=delay, exc=exc) from None
-    finally:
-        _report(outcomes)
     wake_after(outcome.retry_in for outcome in outcomes.values() if outcome.retry_in is not None)
     return {str(job_id): outcome.status for job_id, outcome in outcomes.items()}
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from tasks.dispatch import wake
 from web.extensions import db
-from web.submissions import Submission
+from placement.jobs import Submission
 
 
 def accepted(result: Submission):

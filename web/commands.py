@@ -96,7 +96,7 @@ def redispatch(older_than):
 def replay_failed(since, until, error_code, dry_run):
     """Replay failed order jobs in bulk, e.g. those that failed while a peer was down (admin's POST /jobs/{id}/retry)."""
     from tasks.dispatch import wake
-    from web.submissions import replay
+    from placement.jobs import replay
 
     if since is None and until is None and error_code is None:
         raise click.UsageError("choose the jobs: --since, --until and/or --error-code")

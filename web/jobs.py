@@ -15,7 +15,7 @@ from tasks.dispatch import enqueue_deliveries
 from web.accepted import accepted
 from web.extensions import db
 from web.schemas import JobAcceptedSchema, JobSchema, TimelineSchema, WebhookDeliveryListSchema
-from web.submissions import NotAllowed, cancel_job, replay
+from placement.jobs import NotAllowed, cancel_job, replay
 
 blp = Blueprint("jobs", __name__, url_prefix="/jobs", description="Poll, cancel and replay submitted orders")
 

@@ -26,7 +26,7 @@ from web.jobs import timeline
 from web.schemas import (
     JobAcceptedSchema, OrderListSchema, OrderQuerySchema, OrderSchema, TimelineSchema, order_request_schema,
 )
-from web.submissions import IdempotencyConflict, NotAllowed, cancel_order, submit
+from placement.jobs import IdempotencyConflict, NotAllowed, cancel_order, submit
 
 IDEMPOTENCY_KEY_MAX = 255
 _SAFE_KEY = re.compile(rf"[\x21-\x7e]{{1,{IDEMPOTENCY_KEY_MAX}}}")

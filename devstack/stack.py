@@ -151,10 +151,9 @@ def start_redis(port: int, log_dir: Path) -> Proc:
     return proc
 
 
-def start_peers(port: int, env: dict, log_dir: Path, threads: int = 64) -> Proc:
+def start_peers(port: int, env: dict, log_dir: Path) -> Proc:
     """The reference Catalog + Cart server (one process: its state lives in memory)."""
-    proc = Proc("peers", [str(BIN / "gunicorn"), "-c", "python:refpeers.gunicorn_conf", "--threads", str(threads),
-                          "-b", f"127.0.0.1:{port}", "refpeers:create_app()"], env, log_dir)
+    proc = Proc("peers", [sys.executable, "-m", "refpeers", "--host", "127.0.0.1", "--port", str(port)], env, log_dir)
     proc.wait_for_http(f"http://127.0.0.1:{port}/admin/faults")
     return proc
 

@@ -155,14 +155,25 @@ class Stack(procs.Stack):
         with self.engine.connect() as connection:
             return connection.execute(text(sql), params).all()
 
+    def completion_times(self) -> list[tuple[float, float]]:
+        """(created, completed) epoch seconds of each completed job. Completed is when the job's
+        timeline first shows it completed (what a client polling it sees), not its last update: a
+        cart order's job is updated again when its cart is closed, after it completed."""
+        return [(float(created), float(done)) for created, done in self.rows(
+            "SELECT extract(epoch FROM j.created_at), extract(epoch FROM coalesce(min(e.at), j.updated_at))"
+            " FROM jobs j LEFT JOIN job_events e ON e.job_id = j.id AND e.status = 'completed'"
+            " WHERE j.status = 'completed' GROUP BY j.id ORDER BY j.created_at")]
+
     def wait_until_settled(self, expected_jobs: int, timeout: float, progress=None) -> dict:
-        """Wait until `expected_jobs` jobs exist and none is unfinished; gives up after `timeout`
-        seconds or 120 s without any job finishing."""
+        """Wait until `expected_jobs` jobs exist, none is unfinished and no cart is still to be closed
+        (so that a run's CPU includes closing the carts); gives up after `timeout` seconds or 120 s
+        without any job finishing."""
         started = time.monotonic()
         last_change, last_unfinished = started, None
         while True:
             total, unfinished = self.rows(
-                "SELECT count(*), count(*) FILTER (WHERE status IN ('queued','processing','retrying')) FROM jobs")[0]
+                "SELECT count(*), count(*) FILTER (WHERE status IN ('queued','processing','retrying')"
+                " OR cart_status = 'pending') FROM jobs")[0]
             if progress is not None:
                 progress(total - unfinished)
             now = time.monotonic()
@@ -186,12 +197,14 @@ def python_command() -> str:
 
 
 class CpuMeter:
-    """How busy the machine was during a measurement, and how much of that was not us.
+    """How busy the whole machine was during a measurement, and which part of the stack used it.
 
-    This machine may be shared (other test runs, other benchmarks): `others_cores`
-    is the system's busy CPU minus what the stack's processes, their PostgreSQL
-    backends and this process used, averaged over the window, in cores.
-    `cpu_seconds_by_role` splits what the stack used among its processes.
+    `machine_busy_seconds` is the busy time of every core from /proc/stat (all but idle and
+    iowait) over the window. `cpu_seconds_by_role` splits what the stack used among its
+    processes (workers, api, peers, redis, postgres: the backends of the stack's database; bench:
+    this process, the load generator). This machine may be shared (other test runs, other
+    benchmarks): `others_cores` is the machine's busy time minus all of those, averaged over the
+    window, in cores (PostgreSQL's own background processes and the kernel's work land there too).
     """
 
     def __init__(self, stack: Stack):
@@ -250,7 +263,9 @@ class CpuMeter:
         ours = sum(by_role.values())
         busy = self._busy() - self.busy0
         self.result = {
-            "cpu_seconds_by_role": {role: round(seconds, 2) for role, seconds in sorted(by_role.items())},
+            "seconds": round(elapsed, 2),
+            "machine_busy_seconds": round(busy, 3),
+            "cpu_seconds_by_role": {role: round(seconds, 3) for role, seconds in sorted(by_role.items())},
             "machine_busy_cores": round(busy / elapsed, 2),
             "ours_cores": round(ours / elapsed, 2),
             "others_cores": round(max(0.0, busy - ours) / elapsed, 2),

@@ -1,11 +1,12 @@
 """The chaos run: many clients, misbehaving peers, killed workers, a broker outage, then every invariant checked.
 
-    python -m bench.chaos                      # full run: 2,000 orders, 32 clients, Redis
+    python -m bench.chaos                      # full run: 2,000 orders, 32 clients, Redis, 2 workers
     python -m bench.chaos --broker rabbitmq    # the same against RabbitMQ (a vhost of its own)
+    python -m bench.chaos --workers 4          # with 4 worker processes
 
-It starts its own stack (a fresh database, its own broker — a Redis restarted
-without persistence, or a RabbitMQ vhost whose connections are cut — the
-reference peers, the API under gunicorn and two worker processes), drives it, heals the faults,
+It starts its own stack through `devstack.stack.Stack` (a fresh database, its own broker — a
+Redis restarted without persistence, or a RabbitMQ vhost whose connections are cut — the
+reference peers, the API under gunicorn and --workers worker processes), drives it, heals the faults,
 waits for every job to end and checks the invariants from PostgreSQL and the
 peers' own state. Exit status 0 only when no invariant is broken.
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import threading
 import time
@@ -25,15 +25,21 @@ from pathlib import Path
 import requests
 from sqlalchemy import create_engine, text
 
-from devstack import stack as procs
-from devstack.brokers import BROKERS, start_broker
-from devstack.services import DEFAULT_DATABASE_URL
-from devstack.tokens import TEST_JWT_SECRET, token
+from devstack.brokers import BROKERS
+from devstack.stack import Stack
+from devstack.tokens import token
 
 ROOT = Path(__file__).resolve().parent.parent
 HOT_PRODUCTS = range(1, 6)
 COLD_PRODUCTS = range(6, 41)
 CART_CUSTOMERS = range(10_001, 10_401)
+# The stack's fast clocks (devstack.stack.FAST_CLOCKS), but for what a long run under faults needs:
+# the faults stay on for the whole load, so a job keeps retrying for as long as production allows
+# (JOB_RETRY_DEADLINE_SECONDS, well past the run) instead of the tests' few seconds; thousands of
+# orders queue at once, so a queued job waits longer before the sweeper sends it again; the clients
+# are a few tokens sending thousands of orders; the catalog starts empty (the run sets its own).
+CHAOS_SETTINGS = {"JOB_RETRY_DEADLINE_SECONDS": "1800", "DISPATCH_DEADLINE_SECONDS": "5",
+                  "RATE_LIMIT": "100000 per second", "REFPEERS_SEED": "empty"}
 
 
 def _catalog(hot_stock: int) -> list[dict]:
@@ -59,36 +65,15 @@ class Run:
         self.key_answers: dict[str, set] = {}
         self.cancel_answers: dict[int, set] = {}
         self.lock = threading.Lock()
-        self.procs: list[procs.Proc] = []
-        self.broker = self.database_url = None
+        self.stack: Stack | None = None
 
     # -- the stack -------------------------------------------------------------------------
     def start(self) -> None:
-        base = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
-        self.base_url = base
-        self.database_url = procs.create_database(base)
-        peers_port, api_port = procs.free_port(), procs.free_port()
-        self.broker = start_broker(self.args.broker, self.log_dir)
-        self.env = {
-            **os.environ, **self.broker.env, "DATABASE_URL": self.database_url,
-            "CATALOG_URL": f"http://127.0.0.1:{peers_port}", "CART_URL": f"http://127.0.0.1:{peers_port}",
-            "PEER_TIMEOUT_SECONDS": "1", "JOB_RETRY_DEADLINE_SECONDS": "900", "RETRY_BACKOFF_BASE_SECONDS": "0.2",
-            "RETRY_BACKOFF_MAX_SECONDS": "2", "DISPATCH_DEADLINE_SECONDS": "5", "SWEEP_INTERVAL_SECONDS": "1",
-            "REFPEERS_SEED": "empty", "ACCESS_LOG": "false", "PYTHONUNBUFFERED": "1",
-            "JWT_SECRET": TEST_JWT_SECRET, "RATE_LIMIT": "100000 per second",
-        }
+        self.stack = Stack(self.log_dir, broker=self.args.broker, settings=CHAOS_SETTINGS)
+        self.stack.start(workers=self.args.workers, concurrency=self.args.concurrency)
+        self.broker, self.database_url = self.stack.broker, self.stack.database_url
+        self.peers_url, self.api_url, self.workers = self.stack.peers_url, self.stack.api_url, self.stack.workers
         self.auth = {"Authorization": f"Bearer {token()}"}
-        self.peers_url = self.env["CATALOG_URL"]
-        self.peers = procs.start_peers(peers_port, self.env, self.log_dir)
-        self.procs.append(self.peers)
-        self.api = procs.start_api(api_port, self.env, self.log_dir)
-        self.procs.append(self.api)
-        self.api_url = f"http://127.0.0.1:{api_port}"
-        self.workers = []
-        for i in range(1, self.args.workers + 1):
-            self.workers.append(procs.start_worker(f"worker{i}", self.env, self.log_dir,
-                                                   concurrency=self.args.concurrency))
-            self.procs.append(self.workers[-1])
         self.initial = _catalog(self.args.hot_stock)
         carts = _carts(self.rng)
         self.carts = {c["customer_id"]: c for c in carts}
@@ -97,12 +82,8 @@ class Run:
 
     def stop(self) -> None:
         """Stop whatever `start` got to start, the broker (a RabbitMQ vhost) and the database included."""
-        for proc in reversed(self.procs):
-            proc.stop()
-        if self.broker is not None:
-            self.broker.stop()
-        if self.database_url is not None:
-            procs.drop_database(self.base_url, self.database_url)
+        if self.stack is not None:
+            self.stack.stop()
 
     def set_faults(self, **faults) -> None:
         requests.put(f"{self.peers_url}/admin/faults", json=faults, timeout=10).raise_for_status()
@@ -322,7 +303,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--orders", type=int, default=2000)
     p.add_argument("--clients", type=int, default=32)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=int, default=2, help="worker processes")
     p.add_argument("--concurrency", type=int, default=8, help="threads per worker")
     p.add_argument("--kills", type=int, default=3, help="worker SIGKILLs")
     p.add_argument("--broker", choices=BROKERS, default="redis")

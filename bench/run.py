@@ -1,11 +1,12 @@
-"""The benchmarks: how fast the API takes orders, how fast the workers place them, against the seed.
+"""The benchmarks: how fast the API takes orders, how fast and at what CPU cost the workers place them,
+against the seed.
 
-    python -m bench.run                                  # every scenario, default sizes (a few minutes)
+    python -m bench.run                                  # every scenario, default sizes (about 10 minutes)
     python -m bench.run --scenarios submission,e2e       # some of them
     python -m bench.run --duration 2 --orders 100 ...    # smaller (see --help)
 
-Scenarios (each starts a stack of its own: a fresh database, its own Redis, the
-reference peers reset to 100 products of 10**7 units and one 2-line cart per
+Scenarios (each starts a stack of its own through devstack.stack: a fresh database, its own
+Redis, the reference peers reset to 100 products of 10**7 units and one 2-line cart per
 customer, the API under gunicorn, Celery workers with the threads pool):
 
   submission  POST /orders/{customer} (2 lines) for --duration s at --clients connections with no
@@ -13,28 +14,36 @@ customer, the API under gunicorn, Celery workers with the threads pool):
               bench/bare_app.py (202, no database, no broker) under the same gunicorn flags, the two
               loaded in alternating slices so that background load on a shared machine hits both.
   polling     GET /jobs/{id} over --poll-jobs completed jobs for --duration s.
-  e2e         --orders orders as fast as the API takes them, the catalog adding --latency-ms to
-              every call; orders completed per second from the first 202 to the last completion,
-              submission-to-completion percentiles, then the invariants.
+  e2e         for each order source of --e2e-sources (cart: POST without a body, the worker reads
+              the customer's cart; items: the two lines in the body) and each worker count of
+              --e2e-workers: --orders orders as fast as the API takes them, the catalog adding
+              --latency-ms to every call; orders completed per second from the first 202 to the last
+              completion, submission-to-completion percentiles, the whole machine's CPU per completed
+              order (/proc/stat) and its split by component, then the invariants.
+  latency     one client, one cart order at a time (--latency-orders), catalog at --latency-ms: from
+              the POST to the poll that sees the job completed (polled every --poll-interval-ms).
   seed        the seed's synchronous create_order (bench/seed_port.py) under the same gunicorn
-              flags, same peers and latency, same orders (from the customers' carts), same clients.
-  scaling     e2e orders/s for --scaling-workers worker processes, and submission latency with the
-              workers running at each of --scaling-latencies ms of catalog latency.
+              flags, same peers and latency, ordering the customers' carts, for --seed-duration s at
+              each client count of --seed-clients: orders/s, latency, failed requests, stock corrupted.
+  busy_submission  submission latency with --workers workers placing the orders meanwhile, at each
+              of --busy-latencies ms of catalog latency.
   memory      RSS of the API's and the workers' processes every 0.5 s while --memory-orders go through.
 
 The load generator is bench/loadgen.py (asyncio, keep-alive; why not wrk: see there).
 Results: a table on stdout and JSON in --out (default bench/results/bench.json), each
-scenario with the command line that reproduces it. Exit status 1 when any of our
+result with the command line that reproduces it. Exit status 1 when any of our
 requests failed or an invariant broke; speed is reported, never judged.
 """
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import platform
 import re
 import shlex
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -48,19 +57,21 @@ from bench.stackrun import (
     PRODUCTS, ROOT, STOCK, CpuMeter, Stack, auth_headers, customer_of, order_items, python_command, tree_rss,
 )
 
-SCENARIOS = ("submission", "polling", "e2e", "seed", "scaling", "memory")
+SCENARIOS = ("submission", "polling", "e2e", "latency", "seed", "busy_submission", "memory")
+SOURCES = ("cart", "items")
 DEFAULT_OUT = ROOT / "bench" / "results" / "bench.json"
 MB = 1024 * 1024
+FINAL = ("completed", "rejected", "failed", "cancelled")
 
 # Which flags each scenario's numbers depend on (the reproducing command names them all).
 COMMON_FLAGS = ("web_workers", "web_threads", "workers", "concurrency", "clients", "seed", "access_log")
 SCENARIO_FLAGS = {
     "submission": ("duration", "warmup", "rounds"),
     "polling": ("poll_jobs", "duration", "warmup"),
-    "e2e": ("orders", "latency_ms", "settle_timeout"),
-    "seed": ("orders", "latency_ms", "settle_timeout"),
-    "scaling": ("scaling_orders", "scaling_workers", "scaling_latencies", "scaling_duration", "latency_ms",
-                "warmup", "settle_timeout"),
+    "e2e": ("orders", "e2e_sources", "e2e_workers", "latency_ms", "settle_timeout"),
+    "latency": ("latency_orders", "latency_ms", "poll_interval_ms"),
+    "seed": ("seed_clients", "seed_duration", "orders", "latency_ms"),
+    "busy_submission": ("busy_latencies", "busy_duration", "warmup"),
     "memory": ("memory_orders", "memory_latency_ms", "settle_timeout"),
 }
 
@@ -71,10 +82,13 @@ def order_body(index: int, seed: int) -> bytes:
     return json.dumps({"items": order_items(index, seed)}).encode()
 
 
-def submission_factory(port: int, count: int, seed: int):
-    """Requests POST /orders/{customer} with order i's two lines (cycling over `count` prebuilt ones)."""
+def submission_factory(port: int, count: int, seed: int, source: str = "items"):
+    """Requests POST /orders/{customer} for order i (cycling over `count` prebuilt ones): with its two
+    lines in the body (`items`), or without a body, so that the worker orders the customer's cart
+    (`cart`: the stack's carts hold the same two lines)."""
     host = f"127.0.0.1:{port}"
-    prebuilt = [http_request("POST", f"/orders/{customer_of(i)}", host, order_body(i, seed),
+    prebuilt = [http_request("POST", f"/orders/{customer_of(i)}", host,
+                             order_body(i, seed) if source == "items" else None,
                              headers=auth_headers(customer_of(i))) for i in range(count)]
     return lambda i: prebuilt[i % count]
 
@@ -151,13 +165,11 @@ def check_invariants(stack: Stack, accepted: int) -> dict:
 
 def completion_report(stack: Stack, first_accepted_at: float) -> dict:
     """Orders/s from the first 202 to the last completion, and submission-to-completion times."""
-    rows = stack.rows("SELECT extract(epoch FROM updated_at - created_at), extract(epoch FROM updated_at)"
-                      " FROM jobs WHERE status = 'completed'")
+    rows = stack.completion_times()
     if not rows:
         return {"completed": 0, "orders_per_s": None}
-    spans = [float(span) for span, _ in rows]
-    last = max(float(done) for _, done in rows)
-    window = last - first_accepted_at
+    spans = [done - created for created, done in rows]
+    window = max(done for _, done in rows) - first_accepted_at
     dist = summary_ms(spans)
     return {
         "completed": len(rows),
@@ -168,22 +180,22 @@ def completion_report(stack: Stack, first_accepted_at: float) -> dict:
     }
 
 
-def end_to_end(stack: Stack, args, orders: int, latency_ms: float) -> dict:
+def end_to_end(stack: Stack, args, orders: int, latency_ms: float, source: str = "items") -> dict:
     """Submit `orders` at --clients connections with the catalog at `latency_ms`, wait, measure, check."""
     stack.set_latency(latency_ms)
-    factory = submission_factory(stack.api_port, orders, args.seed)
-    submit, result = timed_load(stack, stack.api_port, factory, args, count=orders, expect=202,
-                                rate_name="accepted_per_s")
-    with CpuMeter(stack) as meter:
+    factory = submission_factory(stack.api_port, orders, args.seed, source)
+    with CpuMeter(stack) as whole:
+        submit, result = timed_load(stack, stack.api_port, factory, args, count=orders, expect=202,
+                                    rate_name="accepted_per_s")
         settle = stack.wait_until_settled(result.count(202), args.settle_timeout)
-    report = {"orders": orders, "latency_ms": latency_ms, "workers": len(stack.workers),
+    report = {"source": source, "orders": orders, "latency_ms": latency_ms, "workers": len(stack.workers),
               "concurrency": args.concurrency, "submission": submit, "settle": settle}
     if result.first_ok_at is None:
         report.update({"completed": 0, "orders_per_s": None})
     else:
         report.update(completion_report(stack, result.first_ok_at))
-    report["machine_while_draining"] = meter.result
-    report["cpu_ms_per_order"] = cpu_per_order([submit["machine"], meter.result], report.get("completed"))
+    report["machine"] = whole.result
+    report["cpu"] = cpu_per_order(whole.result, report.get("completed"))
     report["sweeper_redispatched"] = sweeper_redispatched(stack)
     stats = stack.peers_stats()["requests"]
     report["peer_calls_per_order"] = round(sum(stats.values()) / max(report.get("completed") or 1, 1), 2)
@@ -192,16 +204,34 @@ def end_to_end(stack: Stack, args, orders: int, latency_ms: float) -> dict:
     return report
 
 
-def cpu_per_order(meters: list[dict], completed: int | None) -> dict:
-    """CPU milliseconds each role (workers, postgres, peers, api, redis, bench) spent per completed
-    order, over the submission and the drain together: where an order's cost goes."""
+def cpu_per_order(meter: dict, completed: int | None) -> dict:
+    """CPU milliseconds per completed order, over the submission and the drain together.
+
+    `machine_ms`: the whole machine's busy time (/proc/stat) over the run, divided by the orders.
+    `by_component_ms`: each part's own processes (workers, postgres, api, redis, peers, bench: the
+    load generator and the waits), and `unattributed`: the rest of the machine's busy time (the
+    kernel, PostgreSQL's background processes, and anything else running on a shared machine).
+    `service_ms`: the machine less the reference peers (they stand in for services on other
+    machines) and less the bench's own client: the service's own cost per order. Read it with
+    `machine.others_cores`: on a busy shared machine, other work lands in it too.
+    """
     if not completed:
         return {}
-    totals: dict[str, float] = {}
-    for meter in meters:
-        for role, seconds in meter["cpu_seconds_by_role"].items():
-            totals[role] = totals.get(role, 0.0) + seconds
-    return {role: round(seconds * 1000 / completed, 1) for role, seconds in sorted(totals.items(), key=lambda kv: -kv[1])}
+    roles = meter["cpu_seconds_by_role"]
+    busy = meter["machine_busy_seconds"]
+    by_component = dict(roles)
+    by_component["unattributed"] = max(0.0, busy - sum(roles.values()))
+
+    def ms(seconds: float) -> float:
+        return round(seconds * 1000 / completed, 2)
+
+    return {
+        "machine_ms": ms(busy),
+        "service_ms": ms(max(0.0, busy - roles.get("peers", 0.0) - roles.get("bench", 0.0))),
+        "peers_ms": ms(roles.get("peers", 0.0)),
+        "bench_client_ms": ms(roles.get("bench", 0.0)),
+        "by_component_ms": {role: ms(seconds) for role, seconds in sorted(by_component.items(), key=lambda kv: -kv[1])},
+    }
 
 
 def sweeper_redispatched(stack: Stack) -> int | None:
@@ -263,6 +293,9 @@ def interleaved(stack: Stack, sides: dict, args, expect: int) -> dict:
         report["per_slice_per_s"] = [round(r.count(expect) / r.elapsed, 1) for r in runs[name]]
         report["machine"] = {key: round(sum(m[key] for m in meters[name]) / len(meters[name]), 2)
                              for key in meters[name][0] if key not in ("cpus", "cpu_seconds_by_role")}
+        # The whole machine's busy time (/proc/stat) per answered request, the load generator's included.
+        busy = sum(m["machine_busy_seconds"] for m in meters[name])
+        report["machine_cpu_ms_per_request"] = round(busy * 1000 / report["requests"], 3) if report["requests"] else None
         reports[name] = report
     reports["slices"] = {"rounds": rounds, "seconds_each": round(slice_s, 2)}
     return reports
@@ -321,20 +354,74 @@ def scenario_polling(args) -> dict:
 
 
 def scenario_e2e(args) -> dict:
-    with new_stack(args, "e2e", carts=args.orders) as stack:
-        report = end_to_end(stack, args, args.orders, args.latency_ms)
-    report["ok"] = report["errors"] == 0 and report["invariants"]["ok"]
+    runs = []
+    for source in args.e2e_sources:
+        for workers in args.e2e_workers:
+            with new_stack(args, f"e2e-{source}-{workers}w", workers=workers, carts=args.orders) as stack:
+                run = end_to_end(stack, args, args.orders, args.latency_ms, source)
+            run["command"] = reproduce_command(args, ["e2e"], e2e_sources=[source], e2e_workers=[workers])
+            runs.append(run)
+    errors = sum(run["errors"] for run in runs)
+    return {"runs": runs, "errors": errors, "ok": errors == 0 and all(run["invariants"]["ok"] for run in runs)}
+
+
+def scenario_latency(args) -> dict:
+    """One client, one cart order at a time: POST, then GET /jobs/{id} every --poll-interval-ms until it ends."""
+    orders, warmup = args.latency_orders, 3
+    with new_stack(args, "latency", carts=orders + warmup) as stack:
+        stack.set_latency(args.latency_ms)
+        connection = http.client.HTTPConnection("127.0.0.1", stack.api_port, timeout=30)
+
+        def call(method: str, path: str, customer: int) -> tuple[int, dict]:
+            connection.request(method, path, headers=auth_headers(customer))
+            answer = connection.getresponse()
+            return answer.status, json.loads(answer.read() or b"{}")
+
+        latencies, polls, outcomes, errors = [], 0, {}, []
+        for index in range(warmup + orders):  # the first orders warm the pools and lazy imports: not counted
+            customer = customer_of(index)
+            started = time.perf_counter()
+            status, body = call("POST", f"/orders/{customer}", customer)
+            if status != 202:
+                errors.append({"status": status, "body": body})
+                continue
+            while True:
+                status, job = call("GET", f"/jobs/{body['job_id']}", customer)
+                polls += index >= warmup
+                if status != 200 or job["status"] in FINAL:
+                    break
+                time.sleep(args.poll_interval_ms / 1000)
+            if index >= warmup:
+                latencies.append(time.perf_counter() - started)
+                outcomes[job.get("status", status)] = outcomes.get(job.get("status", status), 0) + 1
+        connection.close()
+        spans = [done - created for created, done in stack.completion_times()[warmup:]]
+        invariants = check_invariants(stack, warmup + orders - len(errors))
+    report = {
+        "orders": orders, "source": "cart", "latency_ms": args.latency_ms, "workers": len(stack.workers),
+        "poll_interval_ms": args.poll_interval_ms,
+        **summary_ms(latencies),
+        "server_side": {"what": "from the job's creation to its completion in its timeline, same orders",
+                        **summary_ms(spans)},
+        "polls_per_order": round(polls / len(latencies), 1) if latencies else None,
+        "outcomes": {str(k): v for k, v in outcomes.items()},
+        "error_samples": errors[:3],
+        "invariants": invariants,
+        "note": "from the POST to the poll that sees the job final, one order at a time; the poll period adds up to "
+                "poll_interval_ms plus one GET to each figure",
+    }
+    report["errors"] = len(errors) + sum(v for k, v in outcomes.items() if k != "completed")
+    report["ok"] = report["errors"] == 0 and invariants["ok"]
     return report
 
 
-def scenario_seed(args) -> dict:
-    with new_stack(args, "seed", workers=0, carts=args.orders) as stack:
+def seed_run(args, clients: int) -> dict:
+    """The seed at `clients` connections for --seed-duration s, ordering customers' carts (cycling over them)."""
+    with new_stack(args, f"seed-{clients}c", workers=0, carts=args.orders) as stack:
         # Only the seed serves here: our API (which created the service's tables) is stopped, no worker runs.
         stack.stop_api()
         seed_env = {"SEED_DSN": stack.libpq_dsn(), "SEED_SCHEMA": "seed"}
         # The seed created its tables when it started; do it once before gunicorn's workers race to.
-        import subprocess
-
         subprocess.run([sys.executable, "-c", "import bench.seed_port"], cwd=ROOT, env={**stack.env, **seed_env},
                        check=True, capture_output=True, timeout=60)
         _, port, argv = stack.start_app("seed", "bench.seed_port:app", seed_env)
@@ -342,52 +429,59 @@ def scenario_seed(args) -> dict:
         host = f"127.0.0.1:{port}"
         prebuilt = [http_request("POST", f"/orders/{customer_of(i)}", host, headers=auth_headers(customer_of(i)))
                     for i in range(args.orders)]
-        load, result = timed_load(stack, port, lambda i: prebuilt[i], args, count=args.orders, expect=201,
-                                  rate_name="orders_per_s")
+        with CpuMeter(stack) as meter:
+            result = run_load("127.0.0.1", port, lambda i: prebuilt[i % len(prebuilt)], connections=clients,
+                              duration=args.seed_duration, expect=201)
+        load = load_report(result, 201, rate_name="orders_per_s")
         state = stack.peers_state()
         sold = dict(stack.rows("SELECT product_id, sum(quantity) FROM seed.order_items GROUP BY product_id"))
         orders = stack.scalar("SELECT count(*) FROM seed.orders")
-    decrease = sum(STOCK - state["products"][str(p)]["quantity"] for p in PRODUCTS)
+    decreases = {p: STOCK - state["products"][str(p)]["quantity"] for p in PRODUCTS}
     ordered = int(sum(sold.values()))
-    carts_ordered = sum(1 for cart in state["carts"].values() if cart["status"] == "Ordered")
     report = {
-        "orders": args.orders,
+        "clients": clients,
         "latency_ms": args.latency_ms,
         "gunicorn_argv": argv[1:],
         **load,
+        "failed_requests": load["errors"],
         "orders_in_database": orders,
-        "carts_marked_ordered": carts_ordered,
         "units_ordered": ordered,
-        "units_taken_from_catalog": decrease,
-        "units_lost_to_get_put_races": ordered - decrease,
-        "note": "orders_per_s counts 201 answers from the first request sent to the last answer; latency is the "
-                "client's request time, which for the seed is the whole order",
+        "units_taken_from_catalog": sum(decreases.values()),
+        "units_lost_to_get_put_races": ordered - sum(decreases.values()),
+        "products_with_corrupted_stock": sum(1 for p in PRODUCTS if decreases[p] != sold.get(p, 0)),
+        "products_oversold": sum(1 for p in PRODUCTS if state["products"][str(p)]["quantity"] < 0),
+        "machine_cpu_ms_per_order": round(meter.result["machine_busy_seconds"] * 1000 / load["statuses"]["201"], 2)
+        if load["statuses"].get("201") else None,
+        "command": reproduce_command(args, ["seed"], seed_clients=[clients]),
     }
-    report["ok"] = report["errors"] == 0
     return report
 
 
-def scenario_scaling(args) -> dict:
-    e2e = []
-    for workers in args.scaling_workers:
-        with new_stack(args, f"scaling-e2e-{workers}w", workers=workers, carts=args.scaling_orders) as stack:
-            run = end_to_end(stack, args, args.scaling_orders, args.latency_ms)
-        e2e.append({key: run[key] for key in ("workers", "concurrency", "orders", "latency_ms", "orders_per_s",
-                                              "completion", "errors", "invariants", "settle", "sweeper_redispatched")
-                    if key in run})
-        e2e[-1]["accepted_per_s"] = run["submission"]["accepted_per_s"]
-    submission = []
-    for latency in args.scaling_latencies:
-        with new_stack(args, f"scaling-submit-{latency:g}ms") as stack:
+def scenario_seed(args) -> dict:
+    """The seed at each client count. Its failures and lost units are what it does, not errors of the bench."""
+    runs = [seed_run(args, clients) for clients in args.seed_clients]
+    return {
+        "runs": runs,
+        "note": "orders_per_s counts 201 answers over the run; latency is the client's request time, which for the "
+                "seed is the whole order; failed requests and corrupted stock are the seed's own losses",
+        "errors": 0,
+        "ok": all(run["orders_per_s"] for run in runs),
+    }
+
+
+def scenario_busy_submission(args) -> dict:
+    """Submission latency while --workers workers place the orders, at each catalog latency."""
+    runs = []
+    for latency in args.busy_latencies:
+        with new_stack(args, f"busy-submission-{latency:g}ms") as stack:
             stack.set_latency(latency)
             factory = submission_factory(stack.api_port, 1000, args.seed)
             warm_up(stack.api_port, factory, args, 202)
-            report, _ = timed_load(stack, stack.api_port, factory, args, duration=args.scaling_duration, expect=202,
+            report, _ = timed_load(stack, stack.api_port, factory, args, duration=args.busy_duration, expect=202,
                                    rate_name="accepted_per_s")
-        submission.append({"catalog_latency_ms": latency, "workers_running": len(stack.workers), **report})
-    errors = sum(r["errors"] for r in e2e) + sum(r["errors"] for r in submission)
-    return {"end_to_end": e2e, "submission_with_workers_running": submission, "errors": errors,
-            "ok": errors == 0 and all(r["invariants"]["ok"] for r in e2e)}
+        runs.append({"catalog_latency_ms": latency, "workers_running": len(stack.workers), **report})
+    errors = sum(r["errors"] for r in runs)
+    return {"runs": runs, "errors": errors, "ok": errors == 0}
 
 
 def scenario_memory(args) -> dict:
@@ -468,7 +562,8 @@ def scenario_memory(args) -> dict:
 
 
 RUNNERS = {"submission": scenario_submission, "polling": scenario_polling, "e2e": scenario_e2e,
-           "seed": scenario_seed, "scaling": scenario_scaling, "memory": scenario_memory}
+           "latency": scenario_latency, "seed": scenario_seed, "busy_submission": scenario_busy_submission,
+           "memory": scenario_memory}
 
 
 # ------------------------------------------------------------------------------------ command line
@@ -489,13 +584,22 @@ def _scenarios(text: str) -> list[str]:
     return names
 
 
+def _sources(text: str) -> list[str]:
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    unknown = [n for n in names if n not in SOURCES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"order sources are {','.join(SOURCES)}, got {text!r}")
+    return names
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--scenarios", type=_scenarios, default=list(SCENARIOS), help="comma-separated subset")
     p.add_argument("--web-workers", type=int, default=2, help="gunicorn processes (API, bare app, seed)")
     p.add_argument("--web-threads", type=int, default=4, help="gunicorn threads per process")
-    p.add_argument("--workers", type=int, default=2, help="celery worker processes (all but scaling)")
+    p.add_argument("--workers", type=int, default=2,
+                   help="celery worker processes of polling, latency, busy_submission and memory")
     p.add_argument("--concurrency", type=int, default=16, help="threads per celery worker")
     p.add_argument("--clients", type=int, default=64, help="concurrent client connections")
     p.add_argument("--duration", type=float, default=10.0, help="seconds of each timed submission/polling run")
@@ -503,13 +607,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=5,
                    help="submission: alternate ours and bare this many times (slices of at least 1 s)")
     p.add_argument("--poll-jobs", type=int, default=1000, help="jobs created (and completed), then polled")
-    p.add_argument("--orders", type=int, default=2000, help="orders of the e2e and seed scenarios")
-    p.add_argument("--latency-ms", type=float, default=20.0, help="catalog/cart latency of e2e, seed, scaling")
-    p.add_argument("--scaling-orders", type=int, default=500, help="orders per scaling e2e run")
-    p.add_argument("--scaling-workers", type=_csv_ints, default=[1, 2, 4], help="worker process counts")
-    p.add_argument("--scaling-latencies", type=_csv_floats, default=[0.0, 50.0],
-                   help="catalog latencies (ms) for the submission-with-workers runs")
-    p.add_argument("--scaling-duration", type=float, default=5.0, help="seconds of each of those runs")
+    p.add_argument("--orders", type=int, default=1000, help="orders of each e2e run; customers with a cart")
+    p.add_argument("--e2e-sources", type=_sources, default=list(SOURCES),
+                   help="e2e order sources: cart (no body: the customer's cart), items (two lines in the body)")
+    p.add_argument("--e2e-workers", type=_csv_ints, default=[1, 2, 4], help="e2e worker process counts")
+    p.add_argument("--latency-ms", type=float, default=20.0, help="catalog/cart latency of e2e, latency, seed")
+    p.add_argument("--latency-orders", type=int, default=200, help="orders of the single-order latency scenario")
+    p.add_argument("--poll-interval-ms", type=float, default=5.0,
+                   help="latency scenario: pause between two polls of the job")
+    p.add_argument("--seed-clients", type=_csv_ints, default=[1, 16], help="client counts of the seed runs")
+    p.add_argument("--seed-duration", type=float, default=20.0, help="seconds of each seed run")
+    p.add_argument("--busy-latencies", type=_csv_floats, default=[0.0, 50.0],
+                   help="catalog latencies (ms) of the busy_submission runs")
+    p.add_argument("--busy-duration", type=float, default=5.0, help="seconds of each busy_submission run")
     p.add_argument("--memory-orders", type=int, default=10_000)
     p.add_argument("--memory-latency-ms", type=float, default=0.0)
     p.add_argument("--settle-timeout", type=float, default=600.0, help="longest wait for jobs to finish")
@@ -531,14 +641,17 @@ def _flag_text(name: str, value) -> list[str]:
     return [flag, str(value)]
 
 
-def reproduce_command(args, scenarios: list[str], out: Path) -> str:
-    """The command line that runs exactly these scenarios with exactly these settings."""
+def reproduce_command(args, scenarios: list[str], **overrides) -> str:
+    """The command line that runs exactly these scenarios with exactly these settings (`overrides`
+    narrow a flag to the one run a result is about); its JSON goes beside --out."""
+    values = {**vars(args), **overrides}
     names = list(COMMON_FLAGS)
     for scenario in scenarios:
         names += [n for n in SCENARIO_FLAGS[scenario] if n not in names]
     argv = [python_command(), "-m", "bench.run", "--scenarios", ",".join(scenarios)]
     for name in names:
-        argv += _flag_text(name, getattr(args, name))
+        argv += _flag_text(name, values[name])
+    out = args.out.with_name(f"{args.out.stem}-{'-'.join(scenarios)}.json")
     try:
         out = out.resolve().relative_to(ROOT)
     except ValueError:
@@ -549,8 +662,6 @@ def reproduce_command(args, scenarios: list[str], out: Path) -> str:
 
 def git_state() -> dict:
     """The commit benchmarked, and whether the work tree differed from it."""
-    import subprocess
-
     def git(*argv):
         try:
             return subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
@@ -570,7 +681,30 @@ def _fmt(value, digits: int = 1) -> str:
     return str(value)
 
 
-def table(results: dict) -> str:
+def compare(results: dict, args) -> dict:
+    """Figures that need two scenarios of the same run: ours against the seed and the bare endpoint.
+    Ours is the e2e cart run with --workers workers (else the first e2e run)."""
+    runs = (results.get("e2e") or {}).get("runs", [])
+    ours = next((r for r in runs if r["source"] == "cart" and r["workers"] == args.workers), runs[0] if runs else None)
+    out = {}
+    if ours and ours.get("orders_per_s"):
+        out["ours_e2e_run"] = f"{ours['source']}, {ours['workers']} workers"
+        for seed in (results.get("seed") or {}).get("runs", []):
+            if seed.get("orders_per_s"):
+                clients = f"{seed['clients']} client{'s' if seed['clients'] != 1 else ''}".replace(" ", "_")
+                out[f"ours_orders_per_s_over_seed_at_{clients}"] = round(
+                    ours["orders_per_s"] / seed["orders_per_s"], 2)
+        bare = (results.get("submission") or {}).get("bare", {}).get("machine_cpu_ms_per_request")
+        if bare and ours.get("cpu", {}).get("machine_ms"):
+            out["machine_cpu_per_order_in_bare_requests"] = round(ours["cpu"]["machine_ms"] / bare, 1)
+    latency = results.get("latency") or {}
+    seed_one = next((r for r in (results.get("seed") or {}).get("runs", []) if r["clients"] == 1), None)
+    if latency.get("p50_ms") and seed_one and seed_one.get("p50_ms"):
+        out["single_order_p50_ours_over_seed_at_1_client"] = round(latency["p50_ms"] / seed_one["p50_ms"], 2)
+    return out
+
+
+def table(results: dict, comparison: dict | None = None) -> str:
     """A compact table of the headline numbers."""
     rows: list[tuple[str, str, str]] = []
     s = results.get("submission")
@@ -582,6 +716,8 @@ def table(results: dict) -> str:
             ("", "errors (non-202)", str(o["errors"])),
             ("", "bare endpoint 202/s", f"{_fmt(b['accepted_per_s'])}  (p99 {_fmt(b['p99_ms'])} ms)"),
             ("", "ours / bare", f"{_fmt(s['ours_fraction_of_bare'] * 100 if s['ours_fraction_of_bare'] else None)} %"),
+            ("", "machine CPU ms per request ours / bare",
+             f"{_fmt(o['machine_cpu_ms_per_request'], 2)} / {_fmt(b['machine_cpu_ms_per_request'], 2)}"),
         ]
     p = results.get("polling")
     if p and "requests_per_s" in p:
@@ -589,31 +725,32 @@ def table(results: dict) -> str:
                  ("", "latency p50 / p99 ms", f"{_fmt(p['p50_ms'])} / {_fmt(p['p99_ms'])}"),
                  ("", "errors", str(p["errors"]))]
     e = results.get("e2e")
-    if e and "orders_per_s" in e:
-        c = e.get("completion", {})
-        rows += [(f"e2e ({e['orders']} @ {e['latency_ms']:g} ms)", "orders completed/s", _fmt(e["orders_per_s"])),
-                 ("", "accepted/s while submitting", _fmt(e["submission"]["accepted_per_s"])),
-                 ("", "submit->complete p50/p90/p99/max s",
-                  " / ".join(_fmt(c.get(k), 2) for k in ("p50_s", "p90_s", "p99_s", "max_s"))),
-                 ("", "CPU ms per order", ", ".join(f"{role} {ms:g}" for role, ms in e.get("cpu_ms_per_order", {}).items())),
-                 ("", "errors; invariants", f"{e['errors']}; {'OK' if e['invariants']['ok'] else 'BROKEN'}")]
-    d = results.get("seed")
-    if d and "orders_per_s" in d:
-        rows += [(f"seed ({d['orders']} @ {d['latency_ms']:g} ms)", "orders/s", _fmt(d["orders_per_s"])),
-                 ("", "order latency p50 / p99 ms", f"{_fmt(d['p50_ms'])} / {_fmt(d['p99_ms'])}"),
-                 ("", "errors; units lost to races", f"{d['errors']}; {d['units_lost_to_get_put_races']}")]
-        if e and e.get("orders_per_s") and d.get("orders_per_s"):
-            rows.append(("", "speed-up (ours / seed orders/s)", f"{e['orders_per_s'] / d['orders_per_s']:.1f}x"))
-    sc = results.get("scaling")
-    if sc and "end_to_end" in sc:
-        for r in sc["end_to_end"]:
-            rows.append(("scaling" if r is sc["end_to_end"][0] else "",
-                         f"{r['workers']} worker(s) x {r['concurrency']} threads orders/s",
-                         f"{_fmt(r.get('orders_per_s'))}  (accepted {_fmt(r.get('accepted_per_s'))}/s, invariants "
-                         f"{'OK' if r['invariants']['ok'] else 'BROKEN'})"))
-        for r in sc["submission_with_workers_running"]:
-            rows.append(("", f"submit p99 @ catalog {r['catalog_latency_ms']:g} ms",
-                         f"{_fmt(r['p99_ms'])} ms  ({_fmt(r['accepted_per_s'])}/s, {r['errors']} errors)"))
+    for r in (e or {}).get("runs", []):
+        c, cpu = r.get("completion", {}), r.get("cpu", {})
+        rows += [(f"e2e {r['source']}, {r['workers']} worker(s)", "orders completed/s",
+                  f"{_fmt(r['orders_per_s'])}  ({r['orders']} orders @ {r['latency_ms']:g} ms; accepted "
+                  f"{_fmt(r['submission']['accepted_per_s'])}/s)"),
+                 ("", "submit->complete p50 / p99 s", " / ".join(_fmt(c.get(k), 2) for k in ("p50_s", "p99_s"))),
+                 ("", "CPU ms/order: machine / service / peers",
+                  f"{_fmt(cpu.get('machine_ms'))} / {_fmt(cpu.get('service_ms'))} / {_fmt(cpu.get('peers_ms'))}"
+                  f"  (others {r['machine']['others_cores']} cores)"),
+                 ("", "  by component", ", ".join(f"{k} {v:g}" for k, v in cpu.get("by_component_ms", {}).items())),
+                 ("", "errors; invariants", f"{r['errors']}; {'OK' if r['invariants']['ok'] else 'BROKEN'}")]
+    lat = results.get("latency")
+    if lat and "p50_ms" in lat:
+        rows += [(f"latency (1 client, cart, {lat['latency_ms']:g} ms)", "submit->seen completed p50 / p99 ms",
+                  f"{_fmt(lat['p50_ms'])} / {_fmt(lat['p99_ms'])}  (polled every {lat['poll_interval_ms']:g} ms)"),
+                 ("", "server-side p50 / p99 ms",
+                  f"{_fmt(lat['server_side']['p50_ms'])} / {_fmt(lat['server_side']['p99_ms'])}"),
+                 ("", "errors; invariants", f"{lat['errors']}; {'OK' if lat['invariants']['ok'] else 'BROKEN'}")]
+    for r in (results.get("seed") or {}).get("runs", []):
+        rows += [(f"seed, {r['clients']} client(s)", "orders/s", f"{_fmt(r['orders_per_s'])}  (@ {r['latency_ms']:g} ms)"),
+                 ("", "order latency p50 / p99 ms", f"{_fmt(r['p50_ms'])} / {_fmt(r['p99_ms'])}"),
+                 ("", "failed requests; units lost; products corrupted",
+                  f"{r['failed_requests']}; {r['units_lost_to_get_put_races']}; {r['products_with_corrupted_stock']}")]
+    for r in (results.get("busy_submission") or {}).get("runs", []):
+        rows.append(("busy submission", f"p99 with {r['workers_running']} workers, catalog {r['catalog_latency_ms']:g} ms",
+                     f"{_fmt(r['p99_ms'])} ms  ({_fmt(r['accepted_per_s'])}/s, {r['errors']} errors)"))
     m = results.get("memory")
     if m and "api" in m:
         for who in ("api", "workers"):
@@ -627,6 +764,8 @@ def table(results: dict) -> str:
         rows.append(("", "orders/s; sweeper re-dispatches", f"{_fmt(m.get('orders_per_s'))}; "
                                                                   f"{_fmt(m.get('sweeper_redispatched'))}"))
         rows.append(("", "errors; invariants", f"{m['errors']}; {'OK' if m['invariants']['ok'] else 'BROKEN'}"))
+    for name, value in (comparison or {}).items():
+        rows.append(("compared" if name == next(iter(comparison)) else "", name.replace("_", " "), _fmt(value, 2)))
     for name, r in results.items():
         if isinstance(r, dict) and "exception" in r:
             rows.append((name, "FAILED", r["exception"].splitlines()[-1][:80]))
@@ -675,25 +814,18 @@ def main(argv: list[str] | None = None) -> int:
         result["stacks"] = [{"name": st.name, "workers": st.n_workers, "startup_s": getattr(st, "startup_seconds", None),
                              "logs": str(st.log_dir)} for st in STACKS]
         STACKS.clear()
-        result["command"] = reproduce_command(args, ["e2e", "seed"] if name == "seed" else [name],
-                                              args.out.with_name(f"{args.out.stem}-{name}.json"))
+        result["command"] = reproduce_command(args, [name])
         output["scenarios"][name] = result
         failed |= not result.get("ok", False)
         print(f"   {name}: {'ok' if result.get('ok') else 'NOT OK'} in {result['seconds']} s", flush=True)
         output["meta"]["seconds"] = round(time.time() - started, 1)
         args.out.write_text(json.dumps(output, indent=2))
-    e, d = output["scenarios"].get("e2e"), output["scenarios"].get("seed")
-    if e and d and e.get("orders_per_s") and d.get("orders_per_s"):
-        output["speed_up_vs_seed"] = {
-            "orders_per_s": round(e["orders_per_s"] / d["orders_per_s"], 2),
-            "p50_latency": round(d["p50_ms"] / 1000 / e["completion"]["p50_s"], 2) if e["completion"]["p50_s"] else None,
-            "p99_latency": round(d["p99_ms"] / 1000 / e["completion"]["p99_s"], 2) if e["completion"]["p99_s"] else None,
-        }
+    output["compared"] = compare(output["scenarios"], args)
     output["meta"]["seconds"] = round(time.time() - started, 1)
     output["ok"] = not failed
     args.out.write_text(json.dumps(output, indent=2))
     print()
-    print(table(output["scenarios"]))
+    print(table(output["scenarios"], output["compared"]))
     print(f"\n{len(args.scenarios)} scenario(s) in {output['meta']['seconds']} s; results in {args.out}")
     if failed:
         print("SOME SCENARIOS HAD ERRORS OR BROKEN INVARIANTS (see the JSON)", file=sys.stderr)

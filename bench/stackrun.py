@@ -12,7 +12,6 @@ import secrets
 import sys
 import time
 from functools import lru_cache
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
@@ -21,7 +20,6 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from devstack import stack as procs
-from devstack.services import DEFAULT_DATABASE_URL
 
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCTS = range(1, 101)
@@ -59,13 +57,6 @@ def customer_of(index: int) -> int:
     return index + 1
 
 
-def gunicorn_argv(app: str, port: int, workers: int, threads: int) -> list[str]:
-    """The argv `devstack.stack.start_api` uses, for another WSGI app (cwd is the repo, so
-    ./gunicorn.conf.py applies to all of them alike)."""
-    return [str(procs.BIN / "gunicorn"), "-w", str(workers), "--threads", str(threads),
-            "-b", f"127.0.0.1:{port}", app]
-
-
 def tree_rss(proc: procs.Proc | None) -> int:
     """Resident memory of a process and all its descendants, in bytes (0 when gone)."""
     if proc is None or not proc.alive():
@@ -84,92 +75,41 @@ def tree_rss(proc: procs.Proc | None) -> int:
     return total
 
 
-class Stack:
-    """Start with `start()`, always `stop()`; attributes hold the processes, URLs and an engine."""
+class Stack(procs.Stack):
+    """A `devstack.stack.Stack` with production clocks and the bench's sizes; `with` starts and stops it.
+    Adds the bench's view: the peers' admin calls, the database, other WSGI apps beside the API."""
 
     def __init__(self, args, name: str, *, workers: int, carts: int, log_root: Path):
+        super().__init__(log_root / name, fast_clocks=False, settings={
+            "REFPEERS_SEED": "empty",
+            "ACCESS_LOG": "true" if args.access_log else "false",
+            "WEB_WORKERS": str(args.web_workers), "WEB_THREADS": str(args.web_threads),
+            "WORKER_CONCURRENCY": str(args.concurrency),
+            "JWT_SECRET": JWT_SECRET,
+        })
         self.args, self.name, self.n_workers, self.n_carts = args, name, workers, carts
-        self.log_dir = log_root / name
-        self.procs: list[procs.Proc] = []
-        self.api: procs.Proc | None = None
-        self.workers: list[procs.Proc] = []
-        self.extra: list[procs.Proc] = []
         self.engine = None
-        self.database_url: str | None = None
 
     # -- life cycle ---------------------------------------------------------------------------
-    def start(self) -> "Stack":
+    def __enter__(self) -> "Stack":
         started = time.monotonic()
-        self.base_url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
-        redis_port, peers_port, self.api_port = procs.free_port(), procs.free_port(), procs.free_port()
-        self.peers_url = f"http://127.0.0.1:{peers_port}"
-        self.api_url = f"http://127.0.0.1:{self.api_port}"
-        env = {
-            **os.environ,
-            "CELERY_BROKER_URL": f"redis://127.0.0.1:{redis_port}/0",
-            "CATALOG_URL": self.peers_url, "CART_URL": self.peers_url,
-            "REFPEERS_SEED": "empty", "PYTHONUNBUFFERED": "1",
-            "ACCESS_LOG": "true" if self.args.access_log else "false",
-            "WEB_WORKERS": str(self.args.web_workers), "WEB_THREADS": str(self.args.web_threads),
-            "WORKER_CONCURRENCY": str(self.args.concurrency),
-            "JWT_SECRET": JWT_SECRET,
-        }
-        with ThreadPoolExecutor(3) as pool:
-            database = pool.submit(procs.create_database, self.base_url)
-            redis = pool.submit(procs.start_redis, redis_port, self.log_dir)
-            peers = pool.submit(procs.start_peers, peers_port, env, self.log_dir)
-            self.database_url = database.result()
-            self.redis = redis.result()
-            self.procs.append(self.redis)
-            self.peers = peers.result()
-            self.procs.append(self.peers)
-        self.env = {**env, "DATABASE_URL": self.database_url}
-        self.reset_peers()
-        with ThreadPoolExecutor(1 + self.n_workers) as pool:
-            api = pool.submit(procs.start_api, self.api_port, self.env, self.log_dir,
-                              self.args.web_workers, self.args.web_threads)
-            workers = [pool.submit(procs.start_worker, f"worker{i}", self.env, self.log_dir, self.args.concurrency)
-                       for i in range(1, self.n_workers + 1)]
-            # Collect every start, so that one failing does not leave the others unstopped.
-            for future in [api, *workers]:
-                try:
-                    proc = future.result()
-                except Exception:
-                    continue
-                self.procs.append(proc)
-                if future is api:
-                    self.api = proc
-                else:
-                    self.workers.append(proc)
-            api.result()
-            for future in workers:
-                future.result()
-        self.engine = create_engine(self.database_url, pool_size=2, max_overflow=2)
+        try:
+            self.start(workers=self.n_workers, concurrency=self.args.concurrency, web_workers=self.args.web_workers,
+                       web_threads=self.args.web_threads)
+            self.reset_peers()
+            self.engine = create_engine(self.database_url, pool_size=2, max_overflow=2)
+        except BaseException:
+            self.__exit__()
+            raise
         self.startup_seconds = round(time.monotonic() - started, 1)
         return self
 
-    def stop(self) -> None:
+    def __exit__(self, *exc) -> None:
         """Tear down: SIGKILL to each process group (nothing here needs a graceful exit, and a
         graceful one costs seconds per process), then drop the database."""
-        for proc in reversed(self.extra + self.procs):
-            try:
-                proc.kill()
-            except Exception:  # noqa: BLE001 - keep stopping the rest
-                pass
         if self.engine is not None:
             self.engine.dispose()
-        if self.database_url:
-            procs.drop_database(self.base_url, self.database_url)
-
-    def __enter__(self) -> "Stack":
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        self.stop(graceful=False)
 
     # -- parts ----------------------------------------------------------------------------------
     def reset_peers(self) -> None:
@@ -190,11 +130,6 @@ class Stack:
     def peers_stats(self) -> dict:
         return requests.get(f"{self.peers_url}/admin/stats", timeout=60).json()
 
-    def stop_workers(self) -> None:
-        """Take the workers away (SIGKILL: unacknowledged messages stay in Redis)."""
-        for worker in self.workers:
-            worker.kill()
-
     def stop_api(self) -> None:
         if self.api is not None:
             self.api.kill()
@@ -202,9 +137,8 @@ class Stack:
     def start_app(self, name: str, app: str, env_extra: dict | None = None) -> tuple[procs.Proc, int, list[str]]:
         """Another WSGI app under the API's gunicorn flags; (process, port, argv)."""
         port = procs.free_port()
-        argv = gunicorn_argv(app, port, self.args.web_workers, self.args.web_threads)
-        proc = procs.Proc(name, argv, {**self.env, **(env_extra or {})}, self.log_dir)
-        self.extra.append(proc)
+        argv = procs.gunicorn_argv(app, port, self.args.web_workers, self.args.web_threads)
+        proc = self.add(procs.Proc(name, argv, {**self.env, **(env_extra or {})}, self.log_dir))
         proc.wait_for_http(f"http://127.0.0.1:{port}/healthz")
         return proc, port, argv
 
@@ -221,14 +155,25 @@ class Stack:
         with self.engine.connect() as connection:
             return connection.execute(text(sql), params).all()
 
+    def completion_times(self) -> list[tuple[float, float]]:
+        """(created, completed) epoch seconds of each completed job. Completed is when the job's
+        timeline first shows it completed (what a client polling it sees), not its last update: a
+        cart order's job is updated again when its cart is closed, after it completed."""
+        return [(float(created), float(done)) for created, done in self.rows(
+            "SELECT extract(epoch FROM j.created_at), extract(epoch FROM coalesce(min(e.at), j.updated_at))"
+            " FROM jobs j LEFT JOIN job_events e ON e.job_id = j.id AND e.status = 'completed'"
+            " WHERE j.status = 'completed' GROUP BY j.id ORDER BY j.created_at")]
+
     def wait_until_settled(self, expected_jobs: int, timeout: float, progress=None) -> dict:
-        """Wait until `expected_jobs` jobs exist and none is unfinished; gives up after `timeout`
-        seconds or 120 s without any job finishing."""
+        """Wait until `expected_jobs` jobs exist, none is unfinished and no cart is still to be closed
+        (so that a run's CPU includes closing the carts); gives up after `timeout` seconds or 120 s
+        without any job finishing."""
         started = time.monotonic()
         last_change, last_unfinished = started, None
         while True:
             total, unfinished = self.rows(
-                "SELECT count(*), count(*) FILTER (WHERE status IN ('queued','processing','retrying')) FROM jobs")[0]
+                "SELECT count(*), count(*) FILTER (WHERE status IN ('queued','processing','retrying')"
+                " OR cart_status = 'pending') FROM jobs")[0]
             if progress is not None:
                 progress(total - unfinished)
             now = time.monotonic()
@@ -252,12 +197,14 @@ def python_command() -> str:
 
 
 class CpuMeter:
-    """How busy the machine was during a measurement, and how much of that was not us.
+    """How busy the whole machine was during a measurement, and which part of the stack used it.
 
-    This machine may be shared (other test runs, other benchmarks): `others_cores`
-    is the system's busy CPU minus what the stack's processes, their PostgreSQL
-    backends and this process used, averaged over the window, in cores.
-    `cpu_seconds_by_role` splits what the stack used among its processes.
+    `machine_busy_seconds` is the busy time of every core from /proc/stat (all but idle and
+    iowait) over the window. `cpu_seconds_by_role` splits what the stack used among its
+    processes (workers, api, peers, redis, postgres: the backends of the stack's database; bench:
+    this process, the load generator). This machine may be shared (other test runs, other
+    benchmarks): `others_cores` is the machine's busy time minus all of those, averaged over the
+    window, in cores (PostgreSQL's own background processes and the kernel's work land there too).
     """
 
     def __init__(self, stack: Stack):
@@ -272,7 +219,7 @@ class CpuMeter:
 
     def _ours(self) -> dict[int, tuple[str, float]]:
         roles = {os.getpid(): "bench"}
-        for proc in self.stack.procs + self.stack.extra:
+        for proc in self.stack.processes():
             if proc.alive():
                 try:
                     root = psutil.Process(proc.popen.pid)
@@ -316,7 +263,9 @@ class CpuMeter:
         ours = sum(by_role.values())
         busy = self._busy() - self.busy0
         self.result = {
-            "cpu_seconds_by_role": {role: round(seconds, 2) for role, seconds in sorted(by_role.items())},
+            "seconds": round(elapsed, 2),
+            "machine_busy_seconds": round(busy, 3),
+            "cpu_seconds_by_role": {role: round(seconds, 3) for role, seconds in sorted(by_role.items())},
             "machine_busy_cores": round(busy / elapsed, 2),
             "ours_cores": round(ours / elapsed, 2),
             "others_cores": round(max(0.0, busy - ours) / elapsed, 2),

@@ -51,6 +51,7 @@ class RedisBroker:
         self.redis = procs.start_redis(port, log_dir)
         self.url = f"redis://127.0.0.1:{port}/0"
         self.env = {"CELERY_BROKER_URL": self.url}
+        self.processes = [self.redis]
 
     @contextmanager
     def outage(self) -> Iterator[None]:
@@ -82,6 +83,7 @@ class RabbitBroker:
             raise
         self.url = f"{RABBITMQ_URL}/{self.vhost}"
         self.env = {"CELERY_BROKER_URL": self.url, "RATE_LIMIT_STORAGE_URI": self.limiter.url}
+        self.processes = self.limiter.processes  # the node is shared: only the limiter's Redis is the stack's
 
     @contextmanager
     def outage(self) -> Iterator[None]:

@@ -1,16 +1,22 @@
 """`make run`: the whole service in the foreground, one readable log stream.
 
 The reference peers (seeded with demo products and carts), the API under
-gunicorn, one worker and Flower, managed by honcho from Procfile.dev.
+gunicorn, one worker and Flower, started with the command lines every local
+stack uses (`devstack.stack`), on the configured database and broker, their
+output interleaved by honcho's process manager. Ctrl-C stops them all.
 """
 from __future__ import annotations
 
 import os
 import secrets
+import shlex
 import sys
 from pathlib import Path
 
+from honcho.manager import Manager
+
 import migrations
+from devstack import stack
 from models.db import Database
 from settings import get_settings
 
@@ -19,10 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def main() -> None:
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    # honcho hands each process a PORT of its own, so the API's port travels as API_PORT.
-    os.environ["API_PORT"] = os.environ.get("PORT", "8000")
-    os.environ.setdefault("PEERS_PORT", "8090")
-    os.environ.setdefault("FLOWER_PORT", "5555")
+    port = int(os.environ.get("PORT", "8000"))
+    peers_port = int(os.environ.get("PEERS_PORT", "8090"))
+    flower_port = int(os.environ.get("FLOWER_PORT", "5555"))
     os.environ.setdefault("REFPEERS_SEED", "demo")
     # Flower is never open: without credentials in the environment, make some up for this run.
     os.environ.setdefault("FLOWER_BASIC_AUTH", f"admin:{secrets.token_urlsafe(12)}")
@@ -38,11 +43,10 @@ def main() -> None:
     database = Database(settings.database_url)
     migrations.upgrade(database.engine)
     database.dispose()
-    port, flower = os.environ["API_PORT"], os.environ["FLOWER_PORT"]
     print(
         f"\n  Order service\n"
         f"    API      http://127.0.0.1:{port}   (docs: http://127.0.0.1:{port}/docs)\n"
-        f"    Flower   http://127.0.0.1:{flower}   (basic auth {os.environ['FLOWER_BASIC_AUTH']})\n"
+        f"    Flower   http://127.0.0.1:{flower_port}   (basic auth {os.environ['FLOWER_BASIC_AUTH']})\n"
         f"    Peers    {settings.catalog_url} (reference Catalog + Cart, demo data)\n"
         f"    Database {settings.database_url}\n    Broker   {settings.broker_url}\n"
         f"    Auth     {auth}\n"
@@ -50,8 +54,12 @@ def main() -> None:
         f"  Ctrl-C stops everything.\n",
         flush=True,
     )
-    honcho = Path(sys.executable).parent / "honcho"
-    os.execv(str(honcho), [str(honcho), "-f", str(ROOT / "Procfile.dev"), "-d", str(ROOT), "start"])  # noqa: S606 - honcho replaces this process
+    manager = Manager()
+    for name, argv in (("peers", stack.peers_argv(peers_port)), ("api", stack.api_argv(port)),
+                       ("worker", stack.worker_argv("worker1")), ("flower", stack.flower_argv(flower_port))):
+        manager.add_process(name, shlex.join(argv), env=dict(os.environ), cwd=str(ROOT))
+    manager.loop()
+    sys.exit(manager.returncode)
 
 
 if __name__ == "__main__":

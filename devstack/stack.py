@@ -1,7 +1,9 @@
-"""Start the service's processes (API, worker, peers, Redis) as real subprocesses.
+"""The one place that knows how to start the service's parts: databases, brokers, the reference
+peers, the API, workers and Flower, as real subprocesses, with the fast clock settings.
 
-Shared by the test fixtures, the chaos run and the benchmarks, so all three
-exercise exactly what an operator runs.
+`Stack` assembles them for the test fixtures, the chaos run and the benchmarks;
+`make run` (devstack/run.py) runs the same command lines in the foreground. So
+every one of them exercises exactly what an operator runs.
 """
 from __future__ import annotations
 
@@ -12,18 +14,25 @@ import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
 
 import requests
 
+from devstack import brokers
+from devstack.services import DEFAULT_DATABASE_URL
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
-# Fast clocks so retries, the sweeper and give-ups happen within a test's patience.
-# Test receivers check signatures with it (never for production).
+# The local stacks' secrets (never for production): tokens are signed with the first
+# (`devstack.tokens`), test receivers check webhook signatures with the second.
+TEST_JWT_SECRET = "local-stacks-only-secret-0123456789abcdef"
 TEST_WEBHOOK_SECRET = "local-stacks-only-webhook-secret-0123456789"
+
+# Fast clocks so retries, the sweeper and give-ups happen within a test's patience.
 
 FAST_CLOCKS = {
     "JOB_RETRY_DEADLINE_SECONDS": "3",
@@ -39,12 +48,13 @@ FAST_CLOCKS = {
 }
 
 
-def local_env(database_url: str, broker_env: dict, peers_port: int, jwt_secret: str, **extra) -> dict:
+def local_env(database_url: str, broker_env: dict, peers_port: int, jwt_secret: str, *,
+              clocks: dict = FAST_CLOCKS, **extra) -> dict:
     """The environment of a local test stack: this database, this broker (`devstack.brokers`), these
-    peers, fast clocks."""
+    peers, fast clocks (unless `clocks` says otherwise)."""
     return {
         **os.environ,
-        **FAST_CLOCKS,
+        **clocks,
         **broker_env,
         "DATABASE_URL": database_url,
         "CATALOG_URL": f"http://127.0.0.1:{peers_port}",
@@ -151,35 +161,60 @@ def start_redis(port: int, log_dir: Path) -> Proc:
     return proc
 
 
-def start_peers(port: int, env: dict, log_dir: Path, threads: int = 64) -> Proc:
+def peers_argv(port: int, host: str = "127.0.0.1") -> list[str]:
     """The reference Catalog + Cart server (one process: its state lives in memory)."""
-    proc = Proc("peers", [str(BIN / "gunicorn"), "-c", "python:refpeers.gunicorn_conf", "--threads", str(threads),
-                          "-b", f"127.0.0.1:{port}", "refpeers:create_app()"], env, log_dir)
+    return [sys.executable, "-m", "refpeers", "--host", host, "--port", str(port)]
+
+
+def gunicorn_argv(app: str, port: int, workers: int | None = None, threads: int | None = None,
+                  host: str = "127.0.0.1") -> list[str]:
+    """A WSGI app under gunicorn with the API's production settings (./gunicorn.conf.py; processes
+    and threads from the environment unless given)."""
+    sizes = ([] if workers is None else ["-w", str(workers)]) + ([] if threads is None else ["--threads", str(threads)])
+    return [str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), *sizes, "-b", f"{host}:{port}", app]
+
+
+def api_argv(port: int, workers: int | None = None, threads: int | None = None, host: str = "127.0.0.1") -> list[str]:
+    """The API under gunicorn, as in production."""
+    return gunicorn_argv("web:create_app()", port, workers, threads, host)
+
+
+def worker_argv(name: str, concurrency: int | None = None, pool: str | None = None) -> list[str]:
+    """A real `celery worker` (pool and concurrency from the environment unless given)."""
+    sizes = ([] if pool is None else ["--pool", pool]) + ([] if concurrency is None else ["--concurrency", str(concurrency)])
+    return [str(BIN / "celery"), "-A", "tasks", "worker", "--loglevel", "INFO", "-n", f"{name}@%h", *sizes,
+            "--without-mingle", "--without-gossip"]
+
+
+def flower_argv(port: int, host: str = "127.0.0.1") -> list[str]:
+    """Flower on the stack's broker (FLOWER_BASIC_AUTH must be in its environment)."""
+    return [str(BIN / "celery"), "-A", "tasks", "flower", f"--port={port}", f"--address={host}"]
+
+
+def start_peers(port: int, env: dict, log_dir: Path) -> Proc:
+    """The reference peers, answering."""
+    proc = Proc("peers", peers_argv(port), env, log_dir)
     proc.wait_for_http(f"http://127.0.0.1:{port}/admin/faults")
     return proc
 
 
 def start_api(port: int, env: dict, log_dir: Path, workers: int = 2, threads: int = 4) -> Proc:
-    """The API under gunicorn, as in production."""
-    proc = Proc("api", [str(BIN / "gunicorn"), "-w", str(workers), "--threads", str(threads),
-                        "-b", f"127.0.0.1:{port}", "web:create_app()"], env, log_dir)
+    """The API, answering."""
+    proc = Proc("api", api_argv(port, workers, threads), env, log_dir)
     proc.wait_for_http(f"http://127.0.0.1:{port}/healthz")
     return proc
 
 
 def start_worker(name: str, env: dict, log_dir: Path, concurrency: int = 8, pool: str = "threads") -> Proc:
-    """A real `celery worker` process."""
-    proc = Proc(name, [str(BIN / "celery"), "-A", "tasks", "worker", "--loglevel", "INFO", "-n", f"{name}@%h",
-                       "--pool", pool, "--concurrency", str(concurrency), "--without-mingle", "--without-gossip"],
-                env, log_dir)
+    """A worker, ready for tasks."""
+    proc = Proc(name, worker_argv(name, concurrency, pool), env, log_dir)
     proc.wait_for_log("ready.", timeout=60)
     return proc
 
 
 def start_flower(port: int, env: dict, log_dir: Path) -> Proc:
-    """Flower on the same broker (FLOWER_BASIC_AUTH must be in `env`)."""
-    proc = Proc("flower", [str(BIN / "celery"), "-A", "tasks", "flower", f"--port={port}", "--address=127.0.0.1"],
-                env, log_dir)
+    """Flower, answering."""
+    proc = Proc("flower", flower_argv(port), env, log_dir)
     proc.wait_for_http(f"http://127.0.0.1:{port}/healthcheck")
     return proc
 
@@ -206,3 +241,153 @@ def drop_database(base_url: str, url: str) -> None:
     with engine.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     engine.dispose()
+
+
+class Stack:
+    """One local stack of the service, assembled part by part; each part starts and stops on its own.
+
+    The parts: a fresh database on the server of $DATABASE_URL (dropped at `stop`), a broker of
+    its own (`devstack.brokers`: a Redis, or a RabbitMQ vhost; or a broker handle someone else
+    owns), the reference peers, the API under gunicorn, `celery worker` processes and Flower.
+    Every process runs with `env`: this database, this broker, these peers, the local secrets,
+    the fast clocks unless `fast_clocks=False` (the benchmarks measure production's), then
+    `settings` over all of it.
+
+        with Stack(log_dir, broker="rabbitmq") as stack:
+            stack.start(workers=2)          # database, broker and peers at once, then API and workers
+            ...                             # stack.api_url, stack.peers_url, stack.workers, stack.env
+
+    or part by part (`start_database`, `start_broker`, `start_peers`, `start_api`,
+    `start_worker`, `start_flower`), as the test fixtures do. `stop` stops whatever was
+    started, each part even when another fails to stop.
+    """
+
+    def __init__(self, log_dir: Path, *, broker="redis", fast_clocks: bool = True, settings: dict | None = None):
+        self.log_dir = log_dir
+        self.clocks = FAST_CLOCKS if fast_clocks else {}
+        self.settings = dict(settings or {})
+        self.base_database_url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+        self.database_url: str | None = None
+        # A broker kind is started (and stopped) by the stack; a broker handle belongs to its caller.
+        self.broker_kind = broker if isinstance(broker, str) else None
+        self.broker = None if isinstance(broker, str) else broker
+        self.peers_port, self.api_port = free_port(), free_port()
+        self.peers_url = f"http://127.0.0.1:{self.peers_port}"
+        self.api_url = f"http://127.0.0.1:{self.api_port}"
+        self.peers: Proc | None = None
+        self.api: Proc | None = None
+        self.flower: Proc | None = None
+        self.flower_url: str | None = None
+        self.workers: list[Proc] = []
+        self.extra: list[Proc] = []  # other processes on the stack's environment (`add`), stopped with it
+
+    # -- the environment ------------------------------------------------------------------------
+    @property
+    def env(self) -> dict:
+        """What the stack's service processes run with (the database and the broker must be started)."""
+        if self.database_url is None or self.broker is None:
+            raise RuntimeError("start the stack's database and broker before its service processes")
+        return local_env(self.database_url, self.broker.env, self.peers_port, TEST_JWT_SECRET, clocks=self.clocks,
+                         **self.settings)
+
+    def processes(self) -> list[Proc]:
+        """Every process the stack started, its broker's included."""
+        own = [self.peers, self.api, self.flower, *self.workers, *self.extra]
+        broker = self.broker.processes if self.broker is not None and self.broker_kind is not None else []
+        return [proc for proc in [*broker, *own] if proc is not None]
+
+    # -- the parts ------------------------------------------------------------------------------
+    def start_database(self) -> str:
+        self.database_url = create_database(self.base_database_url)
+        return self.database_url
+
+    def start_broker(self):
+        if self.broker is None:
+            self.broker = brokers.start_broker(self.broker_kind, self.log_dir)
+        return self.broker
+
+    def start_peers(self) -> Proc:
+        """The peers need neither the database nor the broker: they may start first."""
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "REFPEERS_SEED": "demo",
+               **{name: value for name, value in self.settings.items() if name.startswith("REFPEERS_")}}
+        self.peers = start_peers(self.peers_port, env, self.log_dir)
+        return self.peers
+
+    def start_api(self, workers: int = 2, threads: int = 4) -> Proc:
+        self.api = start_api(self.api_port, self.env, self.log_dir, workers, threads)
+        return self.api
+
+    def start_worker(self, concurrency: int = 8, pool: str = "threads") -> Proc:
+        """One more worker process, named worker1, worker2, ..."""
+        proc = start_worker(f"worker{len(self.workers) + 1}", self.env, self.log_dir, concurrency, pool)
+        self.workers.append(proc)
+        return proc
+
+    def start_flower(self, basic_auth: str) -> Proc:
+        """Flower behind `basic_auth` ("user:password"), at `flower_url`."""
+        port = free_port()
+        self.flower = start_flower(port, {**self.env, "FLOWER_BASIC_AUTH": basic_auth}, self.log_dir)
+        self.flower_url = f"http://127.0.0.1:{port}"
+        return self.flower
+
+    def add(self, proc: Proc) -> Proc:
+        """Another process started on the stack's environment, to be stopped with it."""
+        self.extra.append(proc)
+        return proc
+
+    def start(self, *, api: bool = True, workers: int = 1, concurrency: int = 8, web_workers: int = 2,
+              web_threads: int = 4) -> "Stack":
+        """The database, the broker and the peers at once, then the API and `workers` workers at once."""
+        with ThreadPoolExecutor(3) as pool:
+            _all_or_raise([pool.submit(self.start_database), pool.submit(self.start_broker),
+                           pool.submit(self.start_peers)])
+        names = [f"worker{i}" for i in range(len(self.workers) + 1, len(self.workers) + workers + 1)]
+        with ThreadPoolExecutor(1 + workers) as pool:
+            api_future = pool.submit(start_api, self.api_port, self.env, self.log_dir, web_workers, web_threads) \
+                if api else None
+            worker_futures = [pool.submit(start_worker, name, self.env, self.log_dir, concurrency) for name in names]
+            # Keep every process that started, so that one failing does not leave the others unstopped.
+            if api_future is not None and api_future.exception() is None:
+                self.api = api_future.result()
+            self.workers += [future.result() for future in worker_futures if future.exception() is None]
+            _all_or_raise([future for future in (api_future, *worker_futures) if future is not None])
+        return self
+
+    # -- stopping -------------------------------------------------------------------------------
+    def stop_workers(self, graceful: bool = True) -> None:
+        for worker in self.workers:
+            if graceful:
+                worker.stop()
+            else:
+                worker.kill()
+
+    def stop(self, graceful: bool = True) -> None:
+        """Stop every process (SIGTERM and a wait, or at once with SIGKILL when not `graceful`), then drop
+        the database and stop the broker the stack started."""
+        steps = [proc.stop if graceful else proc.kill
+                 for proc in reversed([self.peers, self.api, *self.workers, self.flower, *self.extra])
+                 if proc is not None]
+        if self.database_url is not None:
+            steps.append(lambda: drop_database(self.base_database_url, self.database_url))
+        if self.broker is not None and self.broker_kind is not None:
+            steps.append(self.broker.stop)
+        errors = []
+        for step in steps:
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 - stop the rest, then report
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    def __enter__(self) -> "Stack":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _all_or_raise(futures) -> None:
+    """Wait for every future; raise the first failure."""
+    for future in futures:
+        future.result()

@@ -1,10 +1,11 @@
 """Bearer tokens for the stacks the tests, benchmarks and chaos run start (never for production)."""
 from __future__ import annotations
 
+from devstack.stack import TEST_JWT_SECRET
 from settings import Settings
 from web.auth import mint
 
-TEST_JWT_SECRET = "local-stacks-only-secret-0123456789abcdef"
+__all__ = ["TEST_JWT_SECRET", "token"]
 
 
 def token(subject="ops", admin: bool = True, **kwargs) -> str:

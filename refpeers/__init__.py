@@ -6,14 +6,12 @@ misbehave (latency, errors, hangs, garbage, writes that succeed but report
 failure) on demand through /admin endpoints.
 
 ONE PROCESS ONLY. All state (products, carts, fault settings, stats) lives in
-memory in the process that serves it, guarded by a threading.Lock. Run it with
-threads, never with several worker processes:
+memory in the process that serves it, on one asyncio event loop (aiohttp):
 
     python -m refpeers --host 127.0.0.1 --port 8090
-    gunicorn -w 1 --threads 32 "refpeers:create_app()"
 
-With `-w 2` each worker would have its own catalog and the peers would contradict
-themselves from one request to the next.
+Several processes would each have their own catalog, and the peers would
+contradict themselves from one request to the next.
 """
 from refpeers.app import create_app
 from refpeers.state import demo_data

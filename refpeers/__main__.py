@@ -1,8 +1,8 @@
-"""`python -m refpeers`: serve the reference peers with werkzeug's threaded server.
+"""`python -m refpeers`: serve the reference peers on aiohttp's server, one process, one event loop.
 
-Why not `flask run`: this needs no app discovery, takes the seed and initial
-faults as flags, and keeps request logging off (it would dominate benchmarks).
-One process only: the state is in memory (see the package docstring).
+It takes the seed and initial faults as flags, and keeps request logging off
+(it would dominate benchmarks). One process only: the state is in memory (see
+the package docstring).
 """
 from __future__ import annotations
 
@@ -10,9 +10,13 @@ import argparse
 import logging
 import sys
 
-from werkzeug.serving import run_simple
+from aiohttp import web
 
 from refpeers.app import SEEDS, create_app
+
+# SIGTERM ends the server after at most this long for requests in flight (a hung one may sleep for
+# many seconds): the state is in memory, nothing is lost by not waiting.
+SHUTDOWN_SECONDS = 1.0
 
 
 def main(argv=None) -> int:
@@ -29,10 +33,12 @@ def main(argv=None) -> int:
         app = create_app(args.seed, latency_ms=args.latency_ms, error_rate=args.error_rate)
     except ValueError as exc:
         parser.error(str(exc))
-    logging.getLogger("werkzeug").setLevel(logging.INFO if args.log_requests else logging.WARNING)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    access_log = logging.getLogger("aiohttp.access") if args.log_requests else None
     print(f"refpeers: serving on http://{args.host}:{args.port} (one process, state in memory)",
           file=sys.stderr, flush=True)
-    run_simple(args.host, args.port, app, threaded=True, use_reloader=False, use_debugger=False)
+    web.run_app(app, host=args.host, port=args.port, access_log=access_log, print=None,
+                shutdown_timeout=SHUTDOWN_SECONDS, backlog=1024)
     return 0
 
 

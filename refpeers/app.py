@@ -1,19 +1,26 @@
-"""The Flask app: the peer contract routes, the admin routes, and JSON errors.
+"""The aiohttp app: the peer contract routes, the admin routes, and JSON errors.
 
-Why it is shaped like this: peer routes go through `_peer_call`, which counts
-the request, adds latency and rolls the fault dice only for the peer contract;
-admin routes never see faults or latency so tests can always inspect and reset.
-No per-request logging and no per-request hooks: the server sits under
-benchmarks and a chaos test, so a peer call does only what it must.
+Why aiohttp: the peers stand in for services on other machines, yet here they
+share the cores with the service they serve. On one asyncio event loop a peer
+call costs a tenth of the CPU the same routes cost under Flask and gunicorn's
+threads (`python -m bench.peer_cost` measures it), so the benchmarks measure the
+service and not its stand-ins. One loop also means one thread: a check-and-write
+never interleaves with another request, since no handler awaits between them.
+
+Why it is shaped like this: peer routes go through `peer_call`, which counts the
+request, adds latency and rolls the fault dice only for the peer contract; admin
+routes never see faults or latency so tests can always inspect and reset. No
+per-request logging and no per-request hooks beyond the JSON error middleware:
+a peer call does only what it must.
 """
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
-import time
 
-from flask import Flask, Response, request
-from werkzeug.exceptions import HTTPException, InternalServerError
+from aiohttp import web
 
 from refpeers.faults import Faults, from_env
 from refpeers.state import Invalid, Store, demo_data, etag_of, parse_cart_put, parse_product_put, parse_reset
@@ -21,6 +28,11 @@ from refpeers.stats import Stats
 
 SEEDS = ("demo", "empty")
 GARBAGE = "<html>oops</html>"
+# /admin/reset carries whole data sets (the benchmarks send thousands of carts): more than aiohttp's 1 MiB default.
+MAX_BODY_BYTES = 64 * 1024 * 1024
+ID = r"{key:[0-9]+}"  # a non-negative integer id; anything else matches no route (a JSON 404)
+
+log = logging.getLogger("refpeers")
 
 
 class Peers:
@@ -39,33 +51,56 @@ class Peers:
         return len(products), len(carts)
 
 
-def _json(body, status: int = 200, headers=None) -> Response:
-    return Response(json.dumps(body), status=status, headers=headers, mimetype="application/json")
+PEERS = web.AppKey("refpeers", Peers)
 
 
-def _message(status: int, message: str, headers=None, **extra) -> Response:
+def _json(body, status: int = 200, headers=None) -> web.Response:
+    return web.Response(body=json.dumps(body).encode(), status=status, headers=headers,
+                        content_type="application/json")
+
+
+def _message(status: int, message: str, headers=None, **extra) -> web.Response:
     return _json({"message": message, **extra}, status, headers)
 
 
-def _body():
+async def _body(request: web.Request):
     """The request's JSON body, whatever its Content-Type; None when it is not JSON."""
-    return request.get_json(force=True, silent=True)
+    try:
+        return json.loads(await request.read())
+    except ValueError:  # not JSON, or not UTF-8
+        return None
 
 
-def _product_response(product: dict, version: int) -> Response:
+def _product_response(product: dict, version: int) -> web.Response:
     return _json(product, 200, {"ETag": etag_of(version)})
 
 
-def create_app(seed: str | None = None, *, latency_ms: float | None = None, error_rate: float | None = None) -> Flask:
+@web.middleware
+async def json_errors(request: web.Request, handler):
+    """Every error is JSON with a message: no route (404), wrong method (405, with Allow), a crash (500)."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k.lower() not in ("content-type", "content-length")}
+        return _message(exc.status, exc.reason, headers)
+    except Exception:
+        log.exception("error in %s %s", request.method, request.path)
+        return _message(500, "internal error in the reference peers")
+
+
+def create_app(seed: str | None = None, *, latency_ms: float | None = None,
+               error_rate: float | None = None) -> web.Application:
     """The peers app. `seed` ("demo" or "empty") defaults to $REFPEERS_SEED, then "demo";
     initial faults come from $REFPEERS_LATENCY_MS / $REFPEERS_ERROR_RATE unless given here."""
     seed = seed or os.environ.get("REFPEERS_SEED", "").strip() or "demo"
     if seed not in SEEDS:
         raise ValueError(f"unknown refpeers seed {seed!r}; expected one of {SEEDS}")
 
-    app = Flask("refpeers")
+    app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY_BYTES)
     peers = Peers()
-    app.extensions["refpeers"] = peers
+    app[PEERS] = peers
     peers.reset(demo_data() if seed == "demo" else {})
     initial = from_env()
     if latency_ms is not None:
@@ -79,14 +114,15 @@ def create_app(seed: str | None = None, *, latency_ms: float | None = None, erro
 
     store, faults, stats = peers.store, peers.faults, peers.stats
 
-    def _peer_call(route: str, area: str, handler, key: int) -> Response:
+    async def peer_call(route: str, area: str, handler, request: web.Request) -> web.Response:
         """Run a peer handler under the current fault settings."""
         stats.request(route)
+        key = int(request.match_info["key"])
         config = faults.config
         if config.latency_ms:
-            time.sleep(config.latency_ms / 1000.0)
+            await asyncio.sleep(config.latency_ms / 1000.0)
         if not (config.active and config.hits(area)):
-            return handler(key)
+            return await handler(request, key)
         if faults.roll(config.error_rate):
             stats.fault("error")
             status = config.error_status
@@ -94,27 +130,29 @@ def create_app(seed: str | None = None, *, latency_ms: float | None = None, erro
             return _message(status, f"injected fault: answering {status}", headers)
         if faults.roll(config.garbage_rate):
             stats.fault("garbage")
-            return Response(GARBAGE, 200, mimetype="text/html")
+            return web.Response(text=GARBAGE, content_type="text/html")
         if faults.roll(config.hang_rate):
             stats.fault("hang")
-            time.sleep(config.hang_seconds)
-        response = handler(key)
-        if route == "put_product" and response.status_code == 200 and faults.roll(config.put_apply_then_error_rate):
+            # The handler goes on after a client that timed out has left (aiohttp's default, no handler
+            # cancellation): a hung write still lands late, as a slow real catalog's would.
+            await asyncio.sleep(config.hang_seconds)
+        response = await handler(request, key)
+        if route == "put_product" and response.status == 200 and faults.roll(config.put_apply_then_error_rate):
             stats.fault("put_apply_then_error")
             return _message(503, "injected fault: write applied, answering 503")
         return response
 
     # ------------------------------------------------------------ catalog
 
-    def get_product(product_id: int) -> Response:
+    async def get_product(request: web.Request, product_id: int) -> web.Response:
         found = store.get_product(product_id)
         if found is None:
             return _message(404, f"product {product_id} not found")
         return _product_response(*found)
 
-    def put_product(product_id: int) -> Response:
+    async def put_product(request: web.Request, product_id: int) -> web.Response:
         try:
-            changes = parse_product_put(product_id, _body())
+            changes = parse_product_put(product_id, await _body(request))
         except Invalid as exc:
             return _message(400, str(exc))
         outcome = store.put_product(product_id, changes, request.headers.get("If-Match"))
@@ -127,25 +165,23 @@ def create_app(seed: str | None = None, *, latency_ms: float | None = None, erro
         stats.write(product_id)
         return _product_response(*outcome)
 
-    @app.get("/products/<int:product_id>")
-    def product_get(product_id: int):
-        return _peer_call("get_product", "products", get_product, product_id)
+    async def product_get(request: web.Request) -> web.Response:
+        return await peer_call("get_product", "products", get_product, request)
 
-    @app.put("/products/<int:product_id>")
-    def product_put(product_id: int):
-        return _peer_call("put_product", "products", put_product, product_id)
+    async def product_put(request: web.Request) -> web.Response:
+        return await peer_call("put_product", "products", put_product, request)
 
     # --------------------------------------------------------------- cart
 
-    def get_cart(customer_id: int) -> Response:
+    async def get_cart(request: web.Request, customer_id: int) -> web.Response:
         cart = store.get_cart(customer_id)
         if cart is None:
             return _message(404, f"no cart for customer {customer_id}")
         return _json(cart)
 
-    def put_cart(customer_id: int) -> Response:
+    async def put_cart(request: web.Request, customer_id: int) -> web.Response:
         try:
-            changes = parse_cart_put(customer_id, _body())
+            changes = parse_cart_put(customer_id, await _body(request))
         except Invalid as exc:
             return _message(400, str(exc))
         cart = store.put_cart(customer_id, changes)
@@ -154,56 +190,45 @@ def create_app(seed: str | None = None, *, latency_ms: float | None = None, erro
         stats.cart_write(customer_id)
         return _json(cart)
 
-    @app.get("/carts/<int:customer_id>")
-    def cart_get(customer_id: int):
-        return _peer_call("get_cart", "carts", get_cart, customer_id)
+    async def cart_get(request: web.Request) -> web.Response:
+        return await peer_call("get_cart", "carts", get_cart, request)
 
-    @app.put("/carts/<int:customer_id>")
-    def cart_put(customer_id: int):
-        return _peer_call("put_cart", "carts", put_cart, customer_id)
+    async def cart_put(request: web.Request) -> web.Response:
+        return await peer_call("put_cart", "carts", put_cart, request)
 
     # -------------------------------------------------------------- admin
 
-    @app.post("/admin/reset")
-    def admin_reset():
-        body = _body() if request.get_data().strip() else {}  # an empty body resets to nothing
+    async def admin_reset(request: web.Request) -> web.Response:
+        raw = await request.read()
+        body = await _body(request) if raw.strip() else {}  # an empty body resets to nothing
         try:
             products, carts = peers.reset(body)
         except Invalid as exc:
             return _message(400, str(exc))
         return _json({"products": products, "carts": carts})
 
-    @app.get("/admin/state")
-    def admin_state():
+    async def admin_state(request: web.Request) -> web.Response:
         return _json(store.dump())
 
-    @app.get("/admin/faults")
-    def admin_faults_get():
+    async def admin_faults_get(request: web.Request) -> web.Response:
         return _json(faults.as_dict())
 
-    @app.put("/admin/faults")
-    def admin_faults_put():
+    async def admin_faults_put(request: web.Request) -> web.Response:
         try:
-            return _json(faults.update(_body()))
+            return _json(faults.update(await _body(request)))
         except Invalid as exc:
             return _message(400, str(exc))
 
-    @app.get("/admin/stats")
-    def admin_stats():
+    async def admin_stats(request: web.Request) -> web.Response:
         return _json(stats.snapshot())
 
-    # ------------------------------------------------------------- errors
-
-    def http_error(exc: HTTPException) -> Response:
-        headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
-        return _message(exc.code or 500, exc.description or exc.name, headers)
-
-    def server_error(exc) -> Response:
-        return _message(500, "internal error in the reference peers")
-
-    for code in (400, 404, 405):
-        app.register_error_handler(code, http_error)
-    app.register_error_handler(HTTPException, http_error)
-    app.register_error_handler(InternalServerError, server_error)
-    app.register_error_handler(Exception, server_error)
+    app.router.add_get(f"/products/{ID}", product_get)
+    app.router.add_put(f"/products/{ID}", product_put)
+    app.router.add_get(f"/carts/{ID}", cart_get)
+    app.router.add_put(f"/carts/{ID}", cart_put)
+    app.router.add_post("/admin/reset", admin_reset)
+    app.router.add_get("/admin/state", admin_state)
+    app.router.add_get("/admin/faults", admin_faults_get)
+    app.router.add_put("/admin/faults", admin_faults_put)
+    app.router.add_get("/admin/stats", admin_stats)
     return app

@@ -2,8 +2,9 @@
 
 Why: the order service must survive slow, failing, hanging, lying and
 "applied-but-reported-failed" peers; tests and the chaos run switch these on
-through PUT /admin/faults. The settings are an immutable snapshot swapped
-atomically, so a request reads one consistent config without taking a lock.
+through PUT /admin/faults. The settings are an immutable snapshot, replaced
+whole by an update that validated first, so a request reads one consistent
+config and a bad update changes nothing.
 
 Randomness comes from one `random.Random`, seeded from REFPEERS_FAULT_SEED when
 that is set, so a chaos run can be replayed.
@@ -13,7 +14,6 @@ from __future__ import annotations
 import math
 import os
 import random
-import threading
 from dataclasses import asdict, dataclass, replace
 
 from refpeers.state import Invalid
@@ -85,13 +85,11 @@ class Faults:
             seed = os.environ.get("REFPEERS_FAULT_SEED")
         self.rng = random.Random(seed)  # noqa: S311 - fault dice, not security
         self.config = FaultConfig()
-        self._lock = threading.Lock()
 
     def update(self, changes) -> dict:
-        """Validate and apply a partial update atomically; the full config afterwards."""
-        with self._lock:
-            self.config = validated(self.config, changes)
-            return asdict(self.config)
+        """Validate and apply a partial update, all or nothing; the full config afterwards."""
+        self.config = validated(self.config, changes)
+        return asdict(self.config)
 
     def as_dict(self) -> dict:
         return asdict(self.config)

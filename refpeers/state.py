@@ -1,9 +1,9 @@
 """The peers' data: products (with a version per product) and carts, in memory.
 
-Why a class with one lock: every read copies under the lock and every write,
-including the If-Match check of a conditional product write, happens entirely
-under it, so a check-and-apply can never interleave with another write. The
-lock is held only for dict operations; JSON encoding happens outside it.
+Why no lock: the server runs on one asyncio event loop, and no method here
+awaits, so a check-and-apply (the If-Match check of a conditional product
+write and the write itself) can never interleave with another request. Reads
+return copies, so what a caller holds never changes under it.
 
 Also here: validation of request bodies (raises `Invalid`, which the routes
 turn into 400) and `demo_data()`, the reset body used by `--seed demo`.
@@ -11,7 +11,6 @@ turn into 400) and `demo_data()`, the reset body used by `--seed demo`.
 from __future__ import annotations
 
 import math
-import threading
 
 DEFAULT_CART_STATUS = "Open"
 
@@ -170,64 +169,57 @@ def _copy_cart(cart: dict) -> dict:
 # --------------------------------------------------------------------- store
 
 class Store:
-    """Products, their versions and carts, behind one lock."""
+    """Products, their versions and carts."""
 
     def __init__(self):
-        self._lock = threading.Lock()
         self._products: dict[int, dict] = {}
         self._versions: dict[int, int] = {}
         self._carts: dict[int, dict] = {}
 
     def reset(self, products: dict, carts: dict) -> None:
         """Replace everything (input as returned by `parse_reset`); versions restart at 1."""
-        with self._lock:
-            self._products = products
-            self._versions = dict.fromkeys(products, 1)
-            self._carts = carts
+        self._products = products
+        self._versions = dict.fromkeys(products, 1)
+        self._carts = carts
 
     def get_product(self, product_id: int) -> tuple[dict, int] | None:
         """(product, version), or None when unknown."""
-        with self._lock:
-            product = self._products.get(product_id)
-            if product is None:
-                return None
-            return dict(product), self._versions[product_id]
+        product = self._products.get(product_id)
+        if product is None:
+            return None
+        return dict(product), self._versions[product_id]
 
     def put_product(self, product_id: int, changes: dict, if_match: str | None):
         """Apply a write. Returns (product, version) when applied, None when the product
         is unknown, or the current version (an int) when If-Match does not match."""
-        with self._lock:
-            product = self._products.get(product_id)
-            if product is None:
-                return None
-            version = self._versions[product_id]
-            if if_match is not None and not etag_matches(if_match, version):
-                return version
-            product.update(changes)
-            version += 1
-            self._versions[product_id] = version
-            return dict(product), version
+        product = self._products.get(product_id)
+        if product is None:
+            return None
+        version = self._versions[product_id]
+        if if_match is not None and not etag_matches(if_match, version):
+            return version
+        product.update(changes)
+        version += 1
+        self._versions[product_id] = version
+        return dict(product), version
 
     def get_cart(self, customer_id: int) -> dict | None:
-        with self._lock:
-            cart = self._carts.get(customer_id)
-            return None if cart is None else _copy_cart(cart)
+        cart = self._carts.get(customer_id)
+        return None if cart is None else _copy_cart(cart)
 
     def put_cart(self, customer_id: int, changes: dict) -> dict | None:
         """Merge fields into a cart; None when the customer has no cart."""
-        with self._lock:
-            cart = self._carts.get(customer_id)
-            if cart is None:
-                return None
-            cart.update(changes)
-            return _copy_cart(cart)
+        cart = self._carts.get(customer_id)
+        if cart is None:
+            return None
+        cart.update(changes)
+        return _copy_cart(cart)
 
     def dump(self) -> dict:
         """Everything, keyed by id, each product with its current version."""
-        with self._lock:
-            return {
-                "products": {
-                    str(pid): {**product, "version": self._versions[pid]} for pid, product in self._products.items()
-                },
-                "carts": {str(cid): _copy_cart(cart) for cid, cart in self._carts.items()},
-            }
+        return {
+            "products": {
+                str(pid): {**product, "version": self._versions[pid]} for pid, product in self._products.items()
+            },
+            "carts": {str(cid): _copy_cart(cart) for cid, cart in self._carts.items()},
+        }

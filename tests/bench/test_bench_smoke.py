@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = ("submission", "polling", "e2e", "seed", "scaling", "memory")
+SCENARIOS = ("submission", "polling", "e2e", "latency", "seed", "busy_submission", "memory")
 
 
 def _number(value) -> bool:
@@ -23,10 +23,11 @@ def _number(value) -> bool:
 @pytest.mark.timeout(420)
 def test_every_scenario_reports_numbers_without_errors(tmp_path):
     out = tmp_path / "bench.json"
+    # Few worker threads: each holds a PostgreSQL connection, and the server may be shared with other runs.
     argv = [sys.executable, "-m", "bench.run",
-            "--duration", "2", "--warmup", "0.3", "--poll-jobs", "30", "--orders", "60",
-            "--scaling-orders", "60", "--scaling-workers", "1", "--scaling-latencies", "0,50",
-            "--scaling-duration", "1.5", "--memory-orders", "150", "--settle-timeout", "120",
+            "--duration", "2", "--warmup", "0.3", "--poll-jobs", "30", "--orders", "60", "--concurrency", "4",
+            "--e2e-workers", "1,2", "--latency-orders", "5", "--seed-clients", "1,16", "--seed-duration", "1.5",
+            "--busy-latencies", "0,50", "--busy-duration", "1.5", "--memory-orders", "150", "--settle-timeout", "120",
             "--out", str(out), "--log-dir", str(tmp_path / "logs")]
     run = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=400)
     assert out.exists(), run.stdout[-3000:] + run.stderr[-3000:]
@@ -39,36 +40,53 @@ def test_every_scenario_reports_numbers_without_errors(tmp_path):
     for name, scenario in scenarios.items():
         assert scenario["errors"] == 0, (name, scenario)
         assert scenario["command"].split()[1:3] == ["-m", "bench.run"], scenario["command"]
-        assert f"--scenarios {'e2e,seed' if name == 'seed' else name}" in scenario["command"]
+        assert f"--scenarios {name}" in scenario["command"]
 
     submission = scenarios["submission"]
     for side in ("ours", "bare"):
         assert submission[side]["accepted_per_s"] > 0
-        assert all(_number(submission[side][k]) for k in ("p50_ms", "p99_ms", "max_ms"))
+        assert all(_number(submission[side][k]) for k in ("p50_ms", "p99_ms", "max_ms", "machine_cpu_ms_per_request"))
     assert _number(submission["ours_fraction_of_bare"])
     assert submission["ours"]["jobs_in_database"] >= submission["ours"]["statuses"]["202"]
 
     polling = scenarios["polling"]
     assert polling["requests_per_s"] > 0 and _number(polling["p99_ms"]) and polling["job_ids"] == 30
 
-    e2e = scenarios["e2e"]
-    assert e2e["completed"] == 60 and e2e["orders_per_s"] > 0
-    assert all(_number(e2e["completion"][k]) for k in ("p50_s", "p90_s", "p99_s", "max_s"))
-    assert all(e2e["cpu_ms_per_order"][role] > 0 for role in ("workers", "postgres", "api", "peers"))
-    assert e2e["invariants"]["ok"], e2e["invariants"]
-    assert e2e["invariants"]["non_completed_jobs"] == 0
-    assert e2e["invariants"]["products_mismatched"] == 0 and e2e["invariants"]["products_below_zero"] == 0
+    runs = scenarios["e2e"]["runs"]
+    assert [(r["source"], r["workers"]) for r in runs] == [("cart", 1), ("cart", 2), ("items", 1), ("items", 2)]
+    for e2e in runs:
+        assert e2e["completed"] == 60 and e2e["orders_per_s"] > 0
+        assert all(_number(e2e["completion"][k]) for k in ("p50_s", "p90_s", "p99_s", "max_s"))
+        cpu = e2e["cpu"]
+        assert cpu["machine_ms"] > cpu["service_ms"] > 0 and cpu["peers_ms"] > 0
+        assert all(cpu["by_component_ms"][part] > 0 for part in ("workers", "postgres", "api", "peers", "bench"))
+        assert e2e["invariants"]["ok"], e2e["invariants"]
+        assert e2e["invariants"]["non_completed_jobs"] == 0
+        assert e2e["invariants"]["products_mismatched"] == 0 and e2e["invariants"]["products_below_zero"] == 0
+        assert f"--e2e-sources {e2e['source']} --e2e-workers {e2e['workers']}" in e2e["command"]
 
-    seed = scenarios["seed"]
-    assert seed["orders_per_s"] > 0 and _number(seed["p50_ms"]) and _number(seed["p99_ms"])
-    assert seed["orders_in_database"] == 60
-    assert _number(report["speed_up_vs_seed"]["orders_per_s"])
+    latency = scenarios["latency"]
+    assert latency["outcomes"] == {"completed": 5} and latency["invariants"]["ok"]
+    assert all(_number(latency[k]) for k in ("p50_ms", "p99_ms"))
+    assert _number(latency["server_side"]["p50_ms"])
 
-    scaling = scenarios["scaling"]
-    assert [r["workers"] for r in scaling["end_to_end"]] == [1]
-    assert all(r["orders_per_s"] > 0 and r["invariants"]["ok"] for r in scaling["end_to_end"])
-    assert [r["catalog_latency_ms"] for r in scaling["submission_with_workers_running"]] == [0, 50]
-    assert all(_number(r["p99_ms"]) for r in scaling["submission_with_workers_running"])
+    seed = scenarios["seed"]["runs"]
+    assert [r["clients"] for r in seed] == [1, 16]
+    for one in seed:
+        assert one["orders_per_s"] > 0 and _number(one["p50_ms"]) and _number(one["p99_ms"])
+        assert one["orders_in_database"] > 0
+        assert all(_number(one[k]) for k in ("failed_requests", "units_lost_to_get_put_races",
+                                              "products_with_corrupted_stock", "products_oversold"))
+        assert f"--seed-clients {one['clients']}" in one["command"]
+    compared = report["compared"]
+    assert _number(compared["ours_orders_per_s_over_seed_at_1_client"])
+    assert _number(compared["ours_orders_per_s_over_seed_at_16_clients"])
+    assert _number(compared["machine_cpu_per_order_in_bare_requests"])
+    assert _number(compared["single_order_p50_ours_over_seed_at_1_client"])
+
+    busy = scenarios["busy_submission"]["runs"]
+    assert [r["catalog_latency_ms"] for r in busy] == [0, 50]
+    assert all(_number(r["p99_ms"]) for r in busy)
 
     memory = scenarios["memory"]
     assert memory["invariants"]["ok"], memory["invariants"]

@@ -1,10 +1,14 @@
-"""The chaos run in its shortened form, against each broker: every invariant holds after faults of every kind."""
+"""The chaos run in its shortened form, against each broker, with 2 and with 4 worker processes: every
+invariant holds after faults of every kind."""
+import pytest
+
 from bench import chaos
 
 
-def test_nothing_is_lost_doubled_or_oversold_under_chaos(tmp_path, own_broker_kind):
+@pytest.mark.parametrize("workers", [2, 4])
+def test_nothing_is_lost_doubled_or_oversold_under_chaos(tmp_path, own_broker_kind, workers):
     args = chaos.parser().parse_args([
-        "--broker", own_broker_kind, "--orders", "400", "--clients", "32", "--workers", "2", "--kills", "3",
+        "--broker", own_broker_kind, "--orders", "400", "--clients", "32", "--workers", str(workers), "--kills", "3",
         "--broker-outages", "1", "--chaos-interval", "2.5", "--hot-stock", "150", "--settle-timeout", "240",
         "--cancels", "20", "--out", str(tmp_path / "chaos.json"),
     ])

@@ -7,7 +7,6 @@ Each test starts from empty tables and the peers' demo data with no faults.
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -21,8 +20,8 @@ from sqlalchemy import create_engine, text
 
 from devstack import stack as procs
 from devstack.brokers import start_broker
-from devstack.services import DEFAULT_DATABASE_URL
-from devstack.tokens import TEST_JWT_SECRET, token
+from devstack.stack import Stack
+from devstack.tokens import token
 from models import Base
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,30 +105,30 @@ def broker(broker_kind):
 
 @pytest.fixture(scope="session")
 def stack_env(broker):
-    base = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
-    database_url = procs.create_database(base)
-    peers_port = procs.free_port()
-    env = procs.local_env(database_url, broker.env, peers_port, TEST_JWT_SECRET,
-                          WORKER_METRICS_PORT=str(procs.free_port()))
-    peers = procs.start_peers(peers_port, env, LOGS)
-    yield {"env": env, "broker": broker, "peers": peers, "peers_url": env["CATALOG_URL"],
-           "database_url": database_url,
-           "worker_metrics_url": f"http://127.0.0.1:{env['WORKER_METRICS_PORT']}/metrics"}
-    peers.stop()
-    procs.drop_database(base, database_url)
+    stack = Stack(LOGS, broker=broker, settings={"WORKER_METRICS_PORT": str(procs.free_port())})
+    try:
+        stack.start_database()
+        stack.start_peers()
+    except BaseException:
+        stack.stop()
+        raise
+    env = stack.env
+    yield {"env": env, "broker": broker, "peers": stack.peers, "peers_url": stack.peers_url,
+           "database_url": stack.database_url,
+           "worker_metrics_url": f"http://127.0.0.1:{env['WORKER_METRICS_PORT']}/metrics", "stack": stack}
+    stack.stop()
 
 
 @pytest.fixture(scope="session")
 def api_server(stack_env):
-    port = procs.free_port()
-    proc = procs.start_api(port, stack_env["env"], LOGS)
-    yield f"http://127.0.0.1:{port}", proc
+    proc = stack_env["stack"].start_api()
+    yield stack_env["stack"].api_url, proc
     proc.stop()
 
 
 @pytest.fixture(scope="session")
 def worker(stack_env, api_server):
-    proc = procs.start_worker("worker1", stack_env["env"], LOGS)
+    proc = stack_env["stack"].start_worker()
     yield proc
     proc.stop()
 

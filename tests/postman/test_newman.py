@@ -8,19 +8,15 @@ Process logs land in `test-artifacts/logs/newman/`, newman's JSON report in
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from devstack import stack as procs
-from devstack.brokers import RedisBroker
-from devstack.services import DEFAULT_DATABASE_URL
-from devstack.tokens import TEST_JWT_SECRET, token
+from devstack.stack import Stack
+from devstack.tokens import token
 
 ROOT = Path(__file__).resolve().parents[2]
 POSTMAN = ROOT / "postman"
@@ -56,19 +52,9 @@ def newman() -> Path:
 @pytest.fixture(scope="module")
 def live_api(newman) -> str:
     """Base URL of an API with a worker, peers, Redis and a database of its own; all torn down after."""
-    base = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
-    with contextlib.ExitStack() as cleanup:
-        database_url = procs.create_database(base)
-        cleanup.callback(procs.drop_database, base, database_url)
-        peers_port, api_port = procs.free_port(), procs.free_port()
-        # Each process is stopped even when a later one fails to start (callbacks run last-in, first-out).
-        broker = RedisBroker(LOGS)
-        cleanup.callback(broker.stop)
-        env = procs.local_env(database_url, broker.env, peers_port, TEST_JWT_SECRET)
-        cleanup.callback(procs.start_peers(peers_port, env, LOGS).stop)
-        cleanup.callback(procs.start_api(api_port, env, LOGS).stop)
-        cleanup.callback(procs.start_worker("worker1", env, LOGS).stop)
-        yield f"http://127.0.0.1:{api_port}"
+    with Stack(LOGS) as stack:  # every part is stopped even when a later one fails to start
+        stack.start(workers=1)
+        yield stack.api_url
 
 
 def test_postman_collection_passes_against_the_live_stack(newman, live_api):

@@ -1,7 +1,85 @@
-"""A fresh reference-peers app per test, with demo data, no faults and no REFPEERS_* env leaking in."""
+"""A fresh reference-peers app per test, served over real HTTP on loopback, with demo data, no faults
+and no REFPEERS_* env leaking in."""
+import asyncio
+import json
+import socket
+import threading
+
 import pytest
+import requests
+from aiohttp import web
 
 from refpeers import create_app
+
+
+class Answer:
+    """An HTTP answer, read the way these tests read it."""
+
+    def __init__(self, response: requests.Response):
+        self.status_code = response.status_code
+        self.headers = response.headers
+        self.text = response.text
+        self.mimetype = response.headers.get("Content-Type", "").partition(";")[0].strip()
+
+    @property
+    def json(self):
+        return None if self.mimetype != "application/json" else json.loads(self.text)
+
+    def get_data(self, as_text: bool = False):
+        return self.text if as_text else self.text.encode()
+
+
+class Client:
+    """Requests to one served app; usable from several threads at once (a session per thread)."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self._local = threading.local()
+
+    def _session(self) -> requests.Session:
+        if getattr(self._local, "session", None) is None:
+            self._local.session = requests.Session()
+        return self._local.session
+
+    def open(self, method: str, path: str, *, json=None, data=None, content_type=None, headers=None) -> Answer:
+        headers = dict(headers or {})
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        kwargs = {"json": json} if json is not None else {"data": data}
+        return Answer(self._session().request(method, f"{self.url}{path}", headers=headers, timeout=10, **kwargs))
+
+    def get(self, path, **kwargs):
+        return self.open("GET", path, **kwargs)
+
+    def put(self, path, **kwargs):
+        return self.open("PUT", path, **kwargs)
+
+    def post(self, path, **kwargs):
+        return self.open("POST", path, **kwargs)
+
+
+class Served:
+    """An app served by aiohttp on a free loopback port, on an event loop in a thread of its own."""
+
+    def __init__(self, app: web.Application):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.runner = web.AppRunner(app, access_log=None)
+        self._call(self.runner.setup())
+        self._call(web.SockSite(self.runner, sock).start())
+        self.client = Client(f"http://127.0.0.1:{sock.getsockname()[1]}")
+
+    def _call(self, coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=30)
+
+    def close(self) -> None:
+        self._call(self.runner.cleanup())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
 
 
 @pytest.fixture(autouse=True)
@@ -11,13 +89,27 @@ def _clean_env(monkeypatch):
 
 
 @pytest.fixture()
+def serve():
+    """serve(app) -> a client of that app over HTTP; every server is stopped after the test."""
+    served = []
+
+    def start(app: web.Application) -> Client:
+        served.append(Served(app))
+        return served[-1].client
+
+    yield start
+    for server in served:
+        server.close()
+
+
+@pytest.fixture()
 def app():
     return create_app("demo")
 
 
 @pytest.fixture()
-def client(app):
-    return app.test_client()
+def client(app, serve):
+    return serve(app)
 
 
 @pytest.fixture()

@@ -129,12 +129,11 @@ def test_zero_quantity_is_valid(client):
     assert client.put("/products/1", json={"quantity": 0}).json["quantity"] == 0
 
 
-def test_concurrent_conditional_decrements_lose_no_update(app, admin):
+def test_concurrent_conditional_decrements_lose_no_update(client, admin):
     """Read-modify-write with If-Match from many threads: every decrement lands exactly once."""
     threads, per_thread = 8, 25
 
     def worker():
-        client = app.test_client()
         for _ in range(per_thread):
             while True:
                 read = client.get("/products/1")
@@ -164,12 +163,12 @@ def test_versions_restart_and_products_are_replaced_on_reset(client, admin):
     assert client.get("/products/2").status_code == 404
 
 
-def test_empty_seed_has_no_products(monkeypatch):
-    assert create_app("empty").test_client().get("/products/1").status_code == 404
+def test_empty_seed_has_no_products(monkeypatch, serve):
+    assert serve(create_app("empty")).get("/products/1").status_code == 404
     monkeypatch.setenv("REFPEERS_SEED", "empty")
-    assert create_app().test_client().get("/products/1").status_code == 404
+    assert serve(create_app()).get("/products/1").status_code == 404
     monkeypatch.setenv("REFPEERS_SEED", "demo")
-    assert create_app().test_client().get("/products/1").status_code == 200
+    assert serve(create_app()).get("/products/1").status_code == 200
 
 
 def test_an_unknown_seed_is_refused():

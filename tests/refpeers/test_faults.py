@@ -4,6 +4,7 @@ import time
 import pytest
 
 from refpeers import create_app
+from refpeers.app import PEERS
 
 DEFAULTS = {
     "latency_ms": 0.0,
@@ -199,11 +200,11 @@ def test_reset_clears_stats_but_keeps_faults(client, admin):
     assert client.get("/admin/faults").json["error_rate"] == 1.0
 
 
-def test_partial_rates_follow_the_seeded_dice(monkeypatch):
+def test_partial_rates_follow_the_seeded_dice(monkeypatch, serve):
     monkeypatch.setenv("REFPEERS_FAULT_SEED", "42")
 
     def outcomes():
-        client = create_app("demo").test_client()
+        client = serve(create_app("demo"))
         client.put("/admin/faults", json={"error_rate": 0.5})
         return [client.get("/products/1").status_code for _ in range(200)]
 
@@ -213,11 +214,11 @@ def test_partial_rates_follow_the_seeded_dice(monkeypatch):
     assert set(first) == {200, 503}
 
 
-def test_initial_faults_come_from_the_environment(monkeypatch):
+def test_initial_faults_come_from_the_environment(monkeypatch, serve):
     monkeypatch.setenv("REFPEERS_ERROR_RATE", "1")
     monkeypatch.setenv("REFPEERS_LATENCY_MS", "2.5")
 
-    client = create_app("demo").test_client()
+    client = serve(create_app("demo"))
 
     assert client.get("/admin/faults").json["error_rate"] == 1.0
     assert client.get("/admin/faults").json["latency_ms"] == 2.5
@@ -231,8 +232,7 @@ def test_invalid_initial_faults_are_refused(monkeypatch):
 
 
 def test_an_unexpected_exception_is_a_json_500(app, client, monkeypatch):
-    app.testing = False  # let the error handler answer instead of propagating
-    store = app.extensions["refpeers"].store
+    store = app[PEERS].store
 
     def boom(*args):
         raise RuntimeError("boom")

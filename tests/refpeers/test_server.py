@@ -1,4 +1,4 @@
-"""The two ways the peers are served, over real HTTP: `python -m refpeers` and gunicorn (1 worker, threads)."""
+"""The peers as they are served (`python -m refpeers`, as devstack, make run and docker-compose run it), over real HTTP."""
 import socket
 import subprocess
 import sys
@@ -40,9 +40,6 @@ def _serve(command: list, log) -> tuple:
 
 SERVERS = {
     "python-m": [sys.executable, "-m", "refpeers", "--port", "{port}", "--seed", "demo"],
-    # As devstack, make run and docker-compose run it.
-    "gunicorn": [sys.executable, "-m", "gunicorn", "-c", "python:refpeers.gunicorn_conf",
-                      "-b", "127.0.0.1:{port}", "refpeers:create_app()"],
 }
 
 

@@ -120,10 +120,16 @@ class Run:
                     self.key_answers.setdefault(key, set()).add(record["job_id"])
 
     def _orders_to_cancel(self) -> list[int]:
-        """Some of the orders completed so far (the faults are still on while they are cancelled)."""
-        response = requests.get(f"{self.api_url}/orders", params={"page_size": 100}, headers=self.auth, timeout=10)
-        orders = [order["id"] for order in response.json()["orders"]]
-        return orders[: self.args.cancels]
+        """The first orders placed, once there are enough of them (the faults are still on while they
+        are cancelled; orders are placed in batches, so the first ones may take a moment)."""
+        deadline = time.monotonic() + 60
+        while True:
+            response = requests.get(f"{self.api_url}/orders", params={"page_size": 100}, headers=self.auth,
+                                    timeout=10)
+            orders = [order["id"] for order in response.json()["orders"]]
+            if len(orders) >= self.args.cancels or time.monotonic() > deadline:
+                return orders[: self.args.cancels]
+            time.sleep(0.5)
 
     def _cancel(self, order_id: int) -> None:
         for _ in range(2):  # asked twice: the second answer must be the same job

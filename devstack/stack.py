@@ -35,7 +35,7 @@ TEST_WEBHOOK_SECRET = "local-stacks-only-webhook-secret-0123456789"
 # Fast clocks so retries, the sweeper and give-ups happen within a test's patience.
 
 FAST_CLOCKS = {
-    "JOB_RETRY_DEADLINE_SECONDS": "3",
+    "JOB_RETRY_DEADLINE_SECONDS": "5",
     "RETRY_BACKOFF_BASE_SECONDS": "0.1",
     "RETRY_BACKOFF_MAX_SECONDS": "0.5",
     "DISPATCH_DEADLINE_SECONDS": "2",

@@ -67,14 +67,21 @@ class _Batch:
         running = [job for job in claimed if job.status != COMPLETED]
         try:
             carts += self._place(running)
+        except inventory.StockBusy as exc:  # not a fault: the jobs wait their turn
+            log.info("batch of %d job(s) waits: %s", len(running), exc)
+            self._undecided(running, exc)
         except Exception as exc:  # an outage or a bug: every job not yet decided tries again
             log.exception("batch of %d job(s) stopped", len(running))
-            for job in running:
-                if job.id not in self.outcomes and job.id not in self.ends:
-                    self.retries.setdefault(job.id, (job, exc))
+            self._undecided(running, exc)
         self._finish()
         self._close_carts(carts)
         return self.outcomes
+
+    def _undecided(self, running: list[Row], exc: Exception) -> None:
+        """Every job the batch had not decided yet tries again."""
+        for job in running:
+            if job.id not in self.outcomes and job.id not in self.ends:
+                self.retries.setdefault(job.id, (job, exc))
 
     # -- the steps --------------------------------------------------------------------------------
 
@@ -249,7 +256,9 @@ def _checked(job: Row, raw) -> list[dict]:
 
 
 def _error(exc: Exception) -> dict:
-    """The job's `error` for a fault that will be retried."""
-    return {"code": getattr(exc, "code", "internal_error"), "message": str(exc) or exc.__class__.__name__,
+    """The job's `error` for a fault that will be retried: our own errors carry their code; anything
+    else (an outage, a bug) is an internal error, its message kept for support."""
+    code = exc.code if isinstance(exc, (PeerError, inventory.StockBusy)) else "internal_error"
+    return {"code": code, "message": str(exc) or exc.__class__.__name__,
             "details": exc.details() if isinstance(exc, PeerError) else None}
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import BigInteger, Integer, String, Uuid, bindparam, func, insert, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import OperationalError
 
 from models.inventory import APPLIED, GIVE_BACK, PENDING, PLANNED, TAKE, VOID, InventoryMove, StockWrite
 from models.locks import HELD_COUNT, LOCK_ALL, UNLOCK_ALL, product_key
@@ -41,6 +42,8 @@ from placement.errors import JobEnded, JobFailed, JobRejected
 
 log = logging.getLogger(__name__)
 
+# PostgreSQL's SQLSTATE for a lock wait that ran past lock_timeout.
+LOCK_NOT_AVAILABLE = "55P03"
 # Fence attempts on one pending write before leaving it for the next holder.
 FENCES_PER_SETTLE = 3
 
@@ -134,6 +137,12 @@ class LockLost(RuntimeError):
     """The connection holding the products' locks broke: someone else may hold them now."""
 
 
+class StockBusy(RuntimeError):
+    """Another execution held the batch's products for longer than this one may wait: try again soon."""
+
+    code = "stock_busy"
+
+
 # ---- one round ---------------------------------------------------------------------------------
 
 @dataclass
@@ -163,7 +172,16 @@ def apply(ctx: PlacementContext, wants: list[Want]) -> dict[uuid.UUID, Result]:
             results[want.job_id].done = True
         return results
     keys = [product_key(product) for product in products]
-    connection.execute(LOCK_ALL, {"keys": keys})
+    try:
+        connection.execute(LOCK_ALL, {"keys": keys})
+    except OperationalError as exc:
+        if getattr(exc.orig, "pgcode", None) != LOCK_NOT_AVAILABLE:
+            raise
+        connection.rollback()  # SQLAlchemy's bookkeeping only: in AUTOCOMMIT the statement ended alone
+        # Session advisory locks outlive a failed statement: give back those it got before the wait.
+        connection.execute(UNLOCK_ALL, {"keys": keys})
+        raise StockBusy(f"products {products[:5]}{'...' if len(products) > 5 else ''} are being changed by "
+                        "another execution") from None
     try:
         done = _apply_locked(ctx, wants, own, products, keys, results)
     except BaseException:

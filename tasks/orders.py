@@ -35,8 +35,12 @@ def place_orders(self, *_earlier) -> dict[str, str]:
     runtime = get_runtime()
 
     def report_step(step: str) -> None:
-        """A task event named after the step: Flower shows it as the task's state."""
-        self.send_event(f"task-{step}")
+        """A task event named after the step: Flower shows it as the task's state. Best effort: a
+        broker outage must not stop the batch (the step is in the timeline anyway)."""
+        try:
+            self.send_event(f"task-{step}")
+        except Exception as exc:  # whatever the transport raised: the event is only for Flower
+            log.debug("step event %s not sent: %s", step, exc)
 
     def claimed(count: int) -> None:
         if count >= runtime.limits.batch_size:

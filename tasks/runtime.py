@@ -30,9 +30,10 @@ class WorkerRuntime:
     def __init__(self, settings: Settings):
         self.settings = settings
         catalog_url, cart_url = settings.require_peers()
-        # Each running execution holds one connection; the sweeper takes one more.
+        # Each running execution holds one connection; the sweeper takes one more. A batch waits for
+        # its products while another holds them through a few peer calls (each up to the peer timeout).
         self.db = Database(settings.database_url, pool_size=max(settings.db_pool_size, settings.worker_concurrency + 2),
-                           lock_timeout=settings.peer_timeout * 2)
+                           lock_timeout=settings.peer_timeout * 3)
         self.catalog = Catalog(PeerHttp("catalog", catalog_url, settings.peer_timeout, settings.peer_pool_size))
         self.carts = Carts(PeerHttp("cart", cart_url, settings.peer_timeout, settings.peer_pool_size))
         self.peer_threads = ProcessLocal(lambda: ThreadPoolExecutor(settings.peer_concurrency, "peer-call"))

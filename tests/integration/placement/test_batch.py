@@ -199,3 +199,19 @@ def test_a_worker_killed_between_the_catalog_write_and_the_commit_takes_the_stoc
     assert {outcomes[job_id].status for job_id in ids} == {"completed"}
     assert peers.product(70)["quantity"] == 1000 - 9
     assert peers.stats()["writes"] == {"70": 1}
+
+
+def test_a_batch_that_cannot_get_its_products_in_time_waits_its_turn_and_holds_nothing(jobs, peers, engine):
+    from models.locks import TRY_LOCK, UNLOCK_EVERYTHING, product_key
+
+    job_id = jobs.submit(1, [{"product_id": 80, "quantity": 1}, {"product_id": 81, "quantity": 1}])
+    with engine.connect() as other:
+        assert other.execute(TRY_LOCK, {"key": product_key(81)}).scalar()  # another execution's write
+
+        outcome = jobs.place()[job_id]
+
+        assert outcome.status == "retrying" and outcome.code == "stock_busy"
+        # it got product 80 before it waited for 81: it let it go
+        assert other.execute(TRY_LOCK, {"key": product_key(80)}).scalar()
+        other.execute(UNLOCK_EVERYTHING)
+    assert peers.product(80)["quantity"] == peers.product(81)["quantity"] == 1000

@@ -1,0 +1,195 @@
+"""Restarts under load: the broker goes down and comes back again and again while orders flow.
+
+    python -m bench.restarts                       # Redis restarted 20 times
+    python -m bench.restarts --redis-restarts 50
+
+It starts its own stack (a fresh database, a Redis of its own restarted without
+persistence, the reference peers, the API under gunicorn and two worker
+processes), keeps clients submitting orders, restarts Redis, then waits for
+every accepted order to end. Nothing restarts a worker: one that exits on its
+own is counted. Exit status 0 only when no worker exited, every accepted order
+completed and every submission was answered 202.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import requests
+from sqlalchemy import create_engine, text
+
+from devstack import stack as procs
+from devstack.brokers import RedisBroker
+from devstack.services import DEFAULT_DATABASE_URL
+from devstack.tokens import TEST_JWT_SECRET, token
+
+ROOT = Path(__file__).resolve().parent.parent
+FINAL = ("completed", "rejected", "failed", "cancelled")
+
+
+class Run:
+    """One run: the stack, the clients' answers and the workers that exited."""
+
+    def __init__(self, args):
+        self.args = args
+        self.log_dir = ROOT / "test-artifacts" / "restarts" / time.strftime("%Y%m%d-%H%M%S")
+        self.answers: Counter = Counter()
+        self.accepted: list[str] = []
+        self.samples: list[str] = []
+        self.exited: dict[str, str] = {}
+        self.lock = threading.Lock()
+        self.procs: list[procs.Proc] = []
+        self.broker = self.database_url = None
+
+    def start(self) -> None:
+        self.base_url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+        self.database_url = procs.create_database(self.base_url)
+        self.broker = RedisBroker(self.log_dir)
+        peers_port, api_port = procs.free_port(), procs.free_port()
+        self.env = procs.local_env(self.database_url, self.broker.env, peers_port, TEST_JWT_SECRET,
+                                   RATE_LIMIT="100000 per second")
+        self.procs.append(procs.start_peers(peers_port, self.env, self.log_dir))
+        self.procs.append(procs.start_api(api_port, self.env, self.log_dir))
+        self.api_url = f"http://127.0.0.1:{api_port}"
+        self.workers = [procs.start_worker(f"worker{i}", self.env, self.log_dir, concurrency=self.args.concurrency)
+                        for i in range(1, self.args.workers + 1)]
+        self.procs.extend(self.workers)
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+        if self.broker is not None:
+            self.broker.stop()
+        if self.database_url is not None:
+            procs.drop_database(self.base_url, self.database_url)
+
+    # -- load ------------------------------------------------------------------------------
+    def _client(self, number: int, stop: threading.Event) -> None:
+        """Submit one-unit orders (the demo catalog has 1,000 of each of 100 products) until told to stop."""
+        http = requests.Session()
+        http.headers["Authorization"] = f"Bearer {token()}"
+        index = number
+        while not stop.wait(self.args.pause):
+            body = {"items": [{"product_id": 1 + index % 100, "quantity": 1}]}
+            index += self.args.clients
+            try:
+                response = http.post(f"{self.api_url}/orders/{1 + index % 50}", json=body, timeout=10)
+            except requests.RequestException as exc:
+                self._answer("no answer", f"{exc.__class__.__name__}: {exc}")
+                continue
+            if response.status_code == 202:
+                with self.lock:
+                    self.accepted.append(response.json()["job_id"])
+            self._answer(str(response.status_code), response.text[:300])
+
+    def _answer(self, kind: str, sample: str) -> None:
+        with self.lock:
+            self.answers[kind] += 1
+            if kind != "202" and len(self.samples) < 5:
+                self.samples.append(f"{kind} {sample}")
+
+    def _note_exits(self) -> None:
+        """Remember each worker that exited on its own, with the end of its log."""
+        for worker in self.workers:
+            if not worker.alive() and worker.name not in self.exited:
+                self.exited[worker.name] = worker.log_text()[-2000:]
+
+    def drive(self) -> None:
+        """Clients submit throughout; Redis is restarted `--redis-restarts` times, `--interval` s apart."""
+        stop = threading.Event()
+        clients = [threading.Thread(target=self._client, args=(n, stop), daemon=True) for n in range(self.args.clients)]
+        for client in clients:
+            client.start()
+        try:
+            for _ in range(self.args.redis_restarts):
+                time.sleep(self.args.interval)
+                self._note_exits()
+                with self.broker.outage():
+                    time.sleep(self.args.down_seconds)
+            time.sleep(self.args.interval)
+        finally:
+            stop.set()
+            for client in clients:
+                client.join(30)
+        self._note_exits()
+
+    def settle(self, engine) -> dict[str, int]:
+        """Wait until every accepted job has ended (or the settle timeout); their statuses."""
+        deadline = time.monotonic() + self.args.settle_timeout
+        while True:
+            with engine.connect() as connection:
+                statuses = dict(connection.execute(text("SELECT status, count(*) FROM jobs GROUP BY status")).all())
+            self._note_exits()
+            if not set(statuses) - set(FINAL) or time.monotonic() > deadline:
+                return statuses
+            time.sleep(0.5)
+
+
+VIOLATIONS = ("worker_exits", "accepted_not_completed", "not_accepted")
+
+
+def run(args) -> dict:
+    """Start, drive, settle, report; always stop."""
+    restarts = Run(args)
+    try:
+        restarts.start()
+        started = time.monotonic()
+        restarts.drive()
+        engine = create_engine(restarts.database_url)
+        statuses = restarts.settle(engine)
+        with engine.connect() as connection:
+            completed = set(connection.execute(text("SELECT id::text FROM jobs WHERE status = 'completed'")).scalars())
+        engine.dispose()
+        seconds = time.monotonic() - started
+    finally:
+        restarts.stop()
+    report = {
+        "redis_restarts": args.redis_restarts,
+        "answers": dict(restarts.answers),
+        "accepted": len(restarts.accepted),
+        "not_accepted": sum(count for kind, count in restarts.answers.items() if kind != "202"),
+        "answer_samples": restarts.samples,
+        "jobs_by_status": statuses,
+        "accepted_not_completed": len(set(restarts.accepted) - completed),
+        "worker_exits": len(restarts.exited),
+        "exited_worker_logs": restarts.exited,
+        "seconds": round(seconds, 1),
+        "logs": str(restarts.log_dir),
+    }
+    report["violations"] = {name: report[name] for name in VIOLATIONS if report[name]}
+    return report
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--redis-restarts", type=int, default=20)
+    p.add_argument("--down-seconds", type=float, default=1.0, help="how long each restart keeps Redis down")
+    p.add_argument("--interval", type=float, default=2.0, help="seconds of flowing orders between restarts")
+    p.add_argument("--clients", type=int, default=4)
+    p.add_argument("--pause", type=float, default=0.05, help="seconds each client waits between submissions")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--concurrency", type=int, default=8, help="threads per worker")
+    p.add_argument("--settle-timeout", type=float, default=120.0)
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "restarts.json")
+    return p
+
+
+def main() -> None:
+    args = parser().parse_args()
+    report = run(args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    for name, value in report.items():
+        if name not in ("exited_worker_logs", "violations"):
+            print(f"{name:<24}  {value}")
+    print("\nALL HELD" if not report["violations"] else f"\nVIOLATIONS: {report['violations']}")
+    raise SystemExit(0 if not report["violations"] else 1)
+
+
+if __name__ == "__main__":
+    main()

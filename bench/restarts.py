@@ -1,14 +1,18 @@
-"""Restarts under load: the broker goes down and comes back again and again while orders flow.
+"""Restarts under load: PostgreSQL and the broker go down and come back while orders flow.
 
-    python -m bench.restarts                       # Redis restarted 20 times
-    python -m bench.restarts --redis-restarts 50
+    python -m bench.restarts                                          # Redis restarted 20 times
+    python -m bench.restarts --postgres-restarts 3 --redis-restarts 2   # PostgreSQL 3 times, then Redis twice
 
-It starts its own stack (a fresh database, a Redis of its own restarted without
+It starts its own stack (a database, a Redis of its own restarted without
 persistence, the reference peers, the API under gunicorn and two worker
-processes), keeps clients submitting orders, restarts Redis, then waits for
-every accepted order to end. Nothing restarts a worker: one that exits on its
-own is counted. Exit status 0 only when no worker exited, every accepted order
-completed and every submission was answered 202.
+processes; with --postgres-restarts a PostgreSQL server of its own too), keeps
+clients submitting orders, restarts PostgreSQL, then Redis, then waits for every
+accepted order to end. Nothing restarts a worker or the API: a worker that exits
+on its own is counted. Exit status 0 only when no worker exited, every accepted
+order completed and every submission was answered 202, or 503 with Retry-After
+saying the database is unavailable (while PostgreSQL is down, nothing can be
+accepted). Orders accepted while Redis is down have no wake-up: the sweeper
+dispatches them, so after PostgreSQL restarts they show that it carries on too.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from sqlalchemy import create_engine, text
 
 from devstack import stack as procs
 from devstack.brokers import RedisBroker
+from devstack.postgres import PrivatePostgres
 from devstack.services import DEFAULT_DATABASE_URL
 from devstack.tokens import TEST_JWT_SECRET, token
 
@@ -38,16 +43,21 @@ class Run:
     def __init__(self, args):
         self.args = args
         self.log_dir = ROOT / "test-artifacts" / "restarts" / time.strftime("%Y%m%d-%H%M%S")
-        self.answers: Counter = Counter()
+        self.answers: Counter = Counter()  # (what was down when the answer came, the answer)
+        self.down = "nothing"
         self.accepted: list[str] = []
         self.samples: list[str] = []
         self.exited: dict[str, str] = {}
         self.lock = threading.Lock()
         self.procs: list[procs.Proc] = []
-        self.broker = self.database_url = None
+        self.broker = self.database_url = self.postgres = None
 
     def start(self) -> None:
-        self.base_url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+        if self.args.postgres_restarts:
+            self.postgres = PrivatePostgres(self.log_dir)
+            self.base_url = self.postgres.url
+        else:
+            self.base_url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
         self.database_url = procs.create_database(self.base_url)
         self.broker = RedisBroker(self.log_dir)
         peers_port, api_port = procs.free_port(), procs.free_port()
@@ -65,7 +75,9 @@ class Run:
             proc.stop()
         if self.broker is not None:
             self.broker.stop()
-        if self.database_url is not None:
+        if self.postgres is not None:
+            self.postgres.stop()
+        elif self.database_url is not None:
             procs.drop_database(self.base_url, self.database_url)
 
     # -- load ------------------------------------------------------------------------------
@@ -85,13 +97,13 @@ class Run:
             if response.status_code == 202:
                 with self.lock:
                     self.accepted.append(response.json()["job_id"])
-            self._answer(str(response.status_code), response.text[:300])
+            self._answer(_kind(response), response.text[:300])
 
     def _answer(self, kind: str, sample: str) -> None:
         with self.lock:
-            self.answers[kind] += 1
-            if kind != "202" and len(self.samples) < 5:
-                self.samples.append(f"{kind} {sample}")
+            self.answers[self.down, kind] += 1
+            if kind not in EXPECTED and len(self.samples) < 5:
+                self.samples.append(f"{kind}: {sample}")
 
     def _note_exits(self) -> None:
         """Remember each worker that exited on its own, with the end of its log."""
@@ -100,17 +112,22 @@ class Run:
                 self.exited[worker.name] = worker.log_text()[-2000:]
 
     def drive(self) -> None:
-        """Clients submit throughout; Redis is restarted `--redis-restarts` times, `--interval` s apart."""
+        """Clients submit throughout; PostgreSQL, then Redis, is restarted, `--interval` s apart."""
+        outages = [("redis", self.broker.outage, self.args.down_seconds)] * self.args.redis_restarts
+        if self.postgres is not None:
+            outages[:0] = [("postgres", self.postgres.outage, self.args.postgres_down_seconds)] * self.args.postgres_restarts
         stop = threading.Event()
         clients = [threading.Thread(target=self._client, args=(n, stop), daemon=True) for n in range(self.args.clients)]
         for client in clients:
             client.start()
         try:
-            for _ in range(self.args.redis_restarts):
+            for name, outage, seconds in outages:
                 time.sleep(self.args.interval)
                 self._note_exits()
-                with self.broker.outage():
-                    time.sleep(self.args.down_seconds)
+                with outage():
+                    self.down = name
+                    time.sleep(seconds)
+                self.down = "nothing"
             time.sleep(self.args.interval)
         finally:
             stop.set()
@@ -130,7 +147,16 @@ class Run:
             time.sleep(0.5)
 
 
-VIOLATIONS = ("worker_exits", "accepted_not_completed", "not_accepted")
+# A submission is accepted, or refused because the database is down (and says when to come back).
+EXPECTED = ("202", "503 database unavailable, Retry-After")
+VIOLATIONS = ("worker_exits", "accepted_not_completed", "unexpected_answers")
+
+
+def _kind(response: requests.Response) -> str:
+    if response.status_code == 503 and response.headers.get("Retry-After") and \
+            "database is unavailable" in response.json().get("message", ""):
+        return EXPECTED[1]
+    return str(response.status_code)
 
 
 def run(args) -> dict:
@@ -148,11 +174,15 @@ def run(args) -> dict:
         seconds = time.monotonic() - started
     finally:
         restarts.stop()
+    answers: dict[str, dict[str, int]] = {}
+    for (down, kind), count in sorted(restarts.answers.items()):
+        answers.setdefault(f"while {down} was down", {})[kind] = count
     report = {
+        "postgres_restarts": args.postgres_restarts,
         "redis_restarts": args.redis_restarts,
-        "answers": dict(restarts.answers),
+        "answers": answers,
         "accepted": len(restarts.accepted),
-        "not_accepted": sum(count for kind, count in restarts.answers.items() if kind != "202"),
+        "unexpected_answers": sum(count for (_, kind), count in restarts.answers.items() if kind not in EXPECTED),
         "answer_samples": restarts.samples,
         "jobs_by_status": statuses,
         "accepted_not_completed": len(set(restarts.accepted) - completed),
@@ -167,6 +197,8 @@ def run(args) -> dict:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--postgres-restarts", type=int, default=0, help="restarts of a PostgreSQL of its own")
+    p.add_argument("--postgres-down-seconds", type=float, default=8.0)
     p.add_argument("--redis-restarts", type=int, default=20)
     p.add_argument("--down-seconds", type=float, default=1.0, help="how long each restart keeps Redis down")
     p.add_argument("--interval", type=float, default=2.0, help="seconds of flowing orders between restarts")

@@ -67,10 +67,10 @@ def free_port() -> int:
 
 
 class Proc:
-    """A child process with its output in a log file."""
+    """A child process with its output in a log file (run as `user` when given: PostgreSQL refuses root)."""
 
-    def __init__(self, name: str, argv: list[str], env: dict, log_dir: Path):
-        self.name, self.argv, self.env = name, argv, env
+    def __init__(self, name: str, argv: list[str], env: dict, log_dir: Path, user: str | None = None):
+        self.name, self.argv, self.env, self.user = name, argv, env, user
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"{name}.log"
         self.popen: subprocess.Popen | None = None
@@ -81,7 +81,7 @@ class Proc:
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")
         self.popen = subprocess.Popen(self.argv, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                      start_new_session=True)
+                                      start_new_session=True, user=self.user)
         log.close()
 
     def alive(self) -> bool:

@@ -115,7 +115,8 @@ class Run:
         """Clients submit throughout; PostgreSQL, then Redis, is restarted, `--interval` s apart."""
         outages = [("redis", self.broker.outage, self.args.down_seconds)] * self.args.redis_restarts
         if self.postgres is not None:
-            outages[:0] = [("postgres", self.postgres.outage, self.args.postgres_down_seconds)] * self.args.postgres_restarts
+            postgres = ("postgres", self.postgres.outage, self.args.postgres_down_seconds)
+            outages[:0] = [postgres] * self.args.postgres_restarts
         stop = threading.Event()
         clients = [threading.Thread(target=self._client, args=(n, stop), daemon=True) for n in range(self.args.clients)]
         for client in clients:

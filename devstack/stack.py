@@ -17,6 +17,8 @@ from urllib.parse import urlparse
 
 import requests
 
+from settings import database_url
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
@@ -185,9 +187,10 @@ def start_flower(port: int, env: dict, log_dir: Path) -> Proc:
 
 
 def create_database(base_url: str) -> str:
-    """A fresh, empty database on the server of `base_url`; returns its URL."""
+    """A fresh, empty database on the server of `base_url` (any form settings accept); returns its URL."""
     from sqlalchemy import create_engine, text
 
+    base_url = database_url(base_url)
     name = f"orders_{uuid.uuid4().hex[:10]}"
     engine = create_engine(base_url, isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
@@ -202,7 +205,7 @@ def drop_database(base_url: str, url: str) -> None:
     from sqlalchemy import create_engine, text
 
     name = urlparse(url).path.lstrip("/")
-    engine = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    engine = create_engine(database_url(base_url), isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     engine.dispose()

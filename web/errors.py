@@ -12,6 +12,8 @@ from flask import Flask
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import MethodNotAllowed
 
+from models.db import first_line
+
 log = logging.getLogger(__name__)
 
 DATABASE_RETRY_AFTER_SECONDS = 5  # a restart takes seconds; pooled connections reconnect on their next use
@@ -47,7 +49,7 @@ def init_app(app: Flask, api=None) -> None:
     def _database_error(exc):
         if not database_unavailable(exc):
             return _unexpected(exc)
-        log.warning("database unavailable: %s", str(exc.orig).strip().splitlines()[0] if exc.orig else exc)
+        log.warning("database unavailable: %s", first_line(exc))
         return ({"code": 503, "status": "Service Unavailable",
                  "message": "The database is unavailable; try again shortly (a submission repeated with the "
                             "same Idempotency-Key is never doubled)"},

@@ -225,3 +225,17 @@ def receiver():
     handle = Receiver()
     yield handle
     handle.close()
+
+
+@pytest.fixture()
+def make_receiver():
+    """Receivers made to measure (`make_receiver(tls=context)`), closed after the test."""
+    made = []
+
+    def make(**options) -> Receiver:
+        made.append(Receiver(**options))
+        return made[-1]
+
+    yield make
+    for handle in made:
+        handle.close()

@@ -20,7 +20,6 @@ from models.webhooks import DELIVERED, PENDING
 from settings import Settings
 from tasks.runtime import WorkerRuntime
 from webhooks.sending import SKIPPED
-from tests.integration.conftest import Receiver
 
 
 @pytest.fixture()
@@ -103,14 +102,12 @@ def test_a_callback_by_name_reaches_its_address_with_the_name_as_host(runtime, e
 
 
 @pytest.fixture()
-def tls_receiver(tmp_path):
-    """A receiver over TLS whose certificate names `localhost` only, and a sender that trusts it."""
+def tls_receiver(tmp_path, make_receiver):
+    """A receiver over TLS whose certificate names `localhost` only, and that certificate's file."""
     cert, key = _certificate(tmp_path, "localhost")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    handle = Receiver(tls=context)
-    yield handle, cert
-    handle.close()
+    return make_receiver(tls=context), cert
 
 
 def test_over_tls_the_certificate_is_checked_against_the_name_not_the_address(runtime, engine, tls_receiver):

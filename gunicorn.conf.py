@@ -7,6 +7,10 @@ bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"  
 workers = int(os.environ.get("WEB_WORKERS", "2"))
 threads = int(os.environ.get("WEB_THREADS", "4"))
 worker_class = "gthread"
+# The app is built once, in the master, before the workers fork: a wrong setting stops gunicorn at
+# once with one line (settings.ConfigError) instead of every worker failing to boot with a traceback,
+# and migrations run once. Pools are made after the fork (models.db, web.limits).
+preload_app = True
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
@@ -19,12 +23,16 @@ accesslog = "-" if os.environ.get("ACCESS_LOG", "false").lower() in {"1", "true"
 # Prometheus multiprocess mode: every gunicorn process writes its metrics under one
 # directory, which /metrics sums. The directory is emptied when the master starts.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(tempfile.gettempdir(), f"orders-metrics-{os.getpid()}"))
+os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)  # the preloaded app's metrics need it at once
 
 
 def on_starting(server):
     path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     shutil.rmtree(path, ignore_errors=True)
     os.makedirs(path, exist_ok=True)
+    # The master built the app (preload_app) and used the database to check it and migrate; it
+    # serves no request, so it keeps no connection open.
+    server.app.wsgi().extensions["database"].dispose()
 
 
 def child_exit(server, worker):

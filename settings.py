@@ -11,12 +11,28 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlparse
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 # CELERY_BROKER_URL schemes of Redis; anything else (amqp://, pyamqp://) is RabbitMQ (README, 'Choosing a broker').
 REDIS_SCHEMES = frozenset({"redis", "rediss", "redis+socket"})
 
 
-class ConfigError(RuntimeError):
-    """A required setting is missing or malformed; the message names it."""
+# DATABASE_URL schemes of PostgreSQL. SQLAlchemy 2.1 maps the bare ones to psycopg 3, which is not
+# installed; the service runs on psycopg2, so every process is given that driver's URL.
+DATABASE_SCHEMES = frozenset({"postgresql", "postgres", "postgresql+psycopg2"})
+DATABASE_DRIVER = "postgresql+psycopg2"
+DATABASE_URL_EXAMPLE = "postgresql://user:password@host:5432/database"
+
+
+class ConfigError(SystemExit):
+    """A required setting is missing, malformed or points nowhere; the message names it.
+
+    A SystemExit, so that wherever start-up raises it (gunicorn's master loading the
+    app, a Celery signal handler, the flask CLI, an import of celeryconfig) the
+    process stops with that one line (Python prints it, exit status 1), not a
+    traceback, and no handler of `Exception` on the way carries on without it.
+    """
 
 
 def _text(env, name, default=None, required=False):
@@ -50,6 +66,18 @@ def _flag(env, name, default):
     if raw in {"0", "false", "no", "off"}:
         return False
     raise ConfigError(f"{name}={raw!r} is not a boolean (use true or false)")
+
+
+def database_url(raw: str) -> str:
+    """DATABASE_URL in any of its usual PostgreSQL forms, as the URL of the installed driver."""
+    try:
+        scheme = make_url(raw).drivername
+    except ArgumentError:
+        raise ConfigError(f"DATABASE_URL is not a database URL; expected e.g. {DATABASE_URL_EXAMPLE}") from None
+    if scheme not in DATABASE_SCHEMES:
+        raise ConfigError(f"DATABASE_URL has the scheme {scheme}://, which is not PostgreSQL's; expected e.g. "
+                          f"{DATABASE_URL_EXAMPLE}")
+    return DATABASE_DRIVER + raw[raw.index("://"):]  # the rest exactly as given
 
 
 @dataclass(frozen=True)
@@ -100,7 +128,7 @@ class Settings:
         """Read and check every variable once; raise ConfigError naming what is wrong."""
         env = os.environ if env is None else env
         settings = cls(
-            database_url=_text(env, "DATABASE_URL", required=True),
+            database_url=database_url(_text(env, "DATABASE_URL", required=True)),
             broker_url=_text(env, "CELERY_BROKER_URL", required=True),
             catalog_url=_text(env, "CATALOG_URL"),
             cart_url=_text(env, "CART_URL"),

@@ -22,6 +22,7 @@ import requests
 
 from devstack import brokers
 from devstack.services import DEFAULT_DATABASE_URL
+from settings import database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -77,10 +78,10 @@ def free_port() -> int:
 
 
 class Proc:
-    """A child process with its output in a log file."""
+    """A child process with its output in a log file (run as `user` when given: PostgreSQL refuses root)."""
 
-    def __init__(self, name: str, argv: list[str], env: dict, log_dir: Path):
-        self.name, self.argv, self.env = name, argv, env
+    def __init__(self, name: str, argv: list[str], env: dict, log_dir: Path, user: str | None = None):
+        self.name, self.argv, self.env, self.user = name, argv, env, user
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"{name}.log"
         self.popen: subprocess.Popen | None = None
@@ -91,7 +92,7 @@ class Proc:
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")
         self.popen = subprocess.Popen(self.argv, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                      start_new_session=True)
+                                      start_new_session=True, user=self.user)
         log.close()
 
     def alive(self) -> bool:
@@ -220,9 +221,10 @@ def start_flower(port: int, env: dict, log_dir: Path) -> Proc:
 
 
 def create_database(base_url: str) -> str:
-    """A fresh, empty database on the server of `base_url`; returns its URL."""
+    """A fresh, empty database on the server of `base_url` (any form settings accept); returns its URL."""
     from sqlalchemy import create_engine, text
 
+    base_url = database_url(base_url)
     name = f"orders_{uuid.uuid4().hex[:10]}"
     engine = create_engine(base_url, isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
@@ -237,7 +239,7 @@ def drop_database(base_url: str, url: str) -> None:
     from sqlalchemy import create_engine, text
 
     name = urlparse(url).path.lstrip("/")
-    engine = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    engine = create_engine(database_url(base_url), isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     engine.dispose()

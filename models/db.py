@@ -16,12 +16,18 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.locks import UNLOCK_EVERYTHING
 from process_local import ProcessLocal
+from settings import ConfigError
 
 AUTOCOMMIT = "AUTOCOMMIT"
+# libpq waits for a TCP connection as long as the OS does (minutes) unless told otherwise: a server
+# that does not answer must fail a start-up, a request (503) or a task (retried) within seconds.
+CONNECT_TIMEOUT_SECONDS = 5
 
 
 class Database:
@@ -38,10 +44,21 @@ class Database:
         self._factories = ProcessLocal(self._create_factories)
 
     def _create_engine(self) -> Engine:
-        options = {} if self.lock_timeout is None else {
-            "connect_args": {"options": f"-c lock_timeout={int(self.lock_timeout * 1000)}"}}
+        in_url = "connect_timeout" in make_url(self.url).query
+        connect_args = {} if in_url else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+        if self.lock_timeout is not None:
+            connect_args["options"] = f"-c lock_timeout={int(self.lock_timeout * 1000)}"
         return create_engine(self.url, pool_size=self.pool_size, max_overflow=self.pool_size,
-                             pool_pre_ping=True, pool_recycle=1800, **options)
+                             pool_pre_ping=True, pool_recycle=1800, connect_args=connect_args)
+
+    def require_reachable(self) -> None:
+        """Connect once at start-up: a server that cannot be reached then is a wrong DATABASE_URL
+        (host, port, database, user or password) as far as the operator can tell, and says so."""
+        try:
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+        except DBAPIError as exc:
+            raise ConfigError(f"DATABASE_URL: cannot connect to PostgreSQL ({first_line(exc)})") from None
 
     def _create_factories(self) -> tuple[sessionmaker[Session], sessionmaker[Session]]:
         engine = self.engine
@@ -91,6 +108,12 @@ class Database:
             engine.dispose()
         self._engine.forget()
         self._factories.forget()
+
+
+def first_line(exc: DBAPIError) -> str:
+    """The driver's own message, first line only (libpq adds hints on the next ones)."""
+    lines = str(exc.orig if exc.orig is not None else exc).strip().splitlines()
+    return lines[0] if lines else exc.__class__.__name__
 
 
 @contextmanager

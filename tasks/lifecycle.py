@@ -27,6 +27,7 @@ def _prepare(**_):
     from tasks.runtime import get_runtime
 
     runtime = get_runtime()
+    runtime.db.require_reachable()
     if runtime.settings.auto_migrate:
         migrations.upgrade(runtime.db.engine)
     port = int(os.environ.get("WORKER_METRICS_PORT", "0") or 0)

@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False
     converters.init_app(app)
     database = Database(settings.database_url, pool_size=settings.db_pool_size)
+    database.require_reachable()
     if settings.auto_migrate:
         migrations.upgrade(database.engine)
     db.init_app(app, database)

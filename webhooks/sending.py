@@ -17,14 +17,14 @@ from datetime import timedelta
 from typing import Callable
 
 import urllib3
-from urllib3.exceptions import HTTPError
+from urllib3.exceptions import ConnectTimeoutError, HTTPError
 from sqlalchemy import func, or_, update
 from sqlalchemy.orm import Session
 
 from models.webhooks import DELIVERED, GAVE_UP, PENDING, WebhookAttempt, WebhookDelivery
 from backoff import RetryPolicy
 from webhooks.signing import SIGNATURE_HEADER, signature
-from webhooks.urls import UnsafeUrl, Unresolvable, check_destination
+from webhooks.urls import Destination, UnsafeUrl, Unresolvable, resolve
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class Sender:
         if not self.secret:
             return None, "WEBHOOK_SECRET is not set on the worker; nothing can be signed", False
         try:
-            check_destination(url, self.allow_private)
+            destination = resolve(url, self.allow_private)
         except Unresolvable as exc:
             return None, str(exc), False
         except UnsafeUrl as exc:
@@ -89,8 +89,7 @@ class Sender:
                    "X-Order-Event": payload["type"], "X-Order-Delivery": str(delivery_id),
                    SIGNATURE_HEADER: signature(self.secret, body, int(time.time()))}
         try:
-            response = self.http.request("POST", url, body=body, headers=headers, timeout=self.timeout,
-                                         redirect=False, retries=False)
+            response = post(self.http, destination, body, headers, self.timeout)
         except HTTPError as exc:
             return None, f"{exc.__class__.__name__}: {exc}"[:1000], False
         if 200 <= response.status < 300:
@@ -116,3 +115,23 @@ class Sender:
             delivery.next_attempt_at = func.now() + timedelta(seconds=delay)
         log.info("webhook %s attempt %d failed (%s); retrying in %.1fs", delivery_id, attempt, error, delay)
         return Sent(PENDING, retry_in=delay)
+
+
+def post(http: urllib3.PoolManager, destination: Destination, body: bytes, headers: dict,
+         timeout: float) -> urllib3.BaseHTTPResponse:
+    """POST to the first of the destination's checked addresses that takes the connection, as the
+    client would try a name's addresses in turn, but without resolving the name again. The request
+    still names the host: its Host header, and over TLS the server name sent and the one the
+    certificate must match."""
+    tls = {"server_hostname": destination.host, "assert_hostname": destination.host} \
+        if destination.scheme == "https" else None
+    refused: ConnectTimeoutError | None = None
+    for address in destination.addresses:
+        pool = http.connection_from_host(address, destination.port, destination.scheme, pool_kwargs=tls)
+        try:
+            return pool.urlopen("POST", destination.target, body=body,
+                                headers={**headers, "Host": destination.host_header}, timeout=timeout,
+                                redirect=False, retries=False, assert_same_host=False)
+        except ConnectTimeoutError as exc:  # no connection (refused, timed out): nothing was sent, try the next
+            refused = exc
+    raise refused

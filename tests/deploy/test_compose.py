@@ -22,6 +22,17 @@ def test_the_production_shape_is_all_there():
         assert "healthcheck" in COMPOSE["services"][name], name
 
 
+def test_redis_keeps_its_queue_across_a_restart():
+    """An append-only file flushed every second, in a named volume mounted where redis-server writes it."""
+    redis = COMPOSE["services"]["redis"]
+    command = redis["command"]
+    options = dict(zip(command[1::2], command[2::2]))
+    assert command[0] == "redis-server"
+    assert options["--appendonly"] == "yes" and options["--appendfsync"] == "everysec"
+    volume, mount = next(entry.split(":") for entry in redis["volumes"])
+    assert volume in COMPOSE["volumes"] and mount == "/data"  # the image's working directory
+
+
 @pytest.mark.parametrize("name", sorted(BUILT))
 def test_each_command_exists_and_its_target_imports(name):
     command = BUILT[name]["command"]

@@ -7,6 +7,7 @@ Each test starts from empty tables and the peers' demo data with no faults.
 """
 from __future__ import annotations
 
+import ssl
 import subprocess
 import sys
 import threading
@@ -175,9 +176,9 @@ def api(api_server, worker, empty_tables, peers):
 
 class Receiver:
     """A webhook receiver on loopback: records every POST, answers `failures` 503s before it
-    accepts, and takes `delay` seconds over each answer."""
+    accepts, and takes `delay` seconds over each answer; over TLS with `tls` (a server context)."""
 
-    def __init__(self):
+    def __init__(self, tls: ssl.SSLContext | None = None):
         self.received: list[dict] = []
         self.failures = 0
         self.delay = 0.0
@@ -199,7 +200,9 @@ class Receiver:
                 return None
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.server.server_address[1]}/hooks"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -221,3 +224,17 @@ def receiver():
     handle = Receiver()
     yield handle
     handle.close()
+
+
+@pytest.fixture()
+def make_receiver():
+    """Receivers made to measure (`make_receiver(tls=context)`), closed after the test."""
+    made = []
+
+    def make(**options) -> Receiver:
+        made.append(Receiver(**options))
+        return made[-1]
+
+    yield make
+    for handle in made:
+        handle.close()

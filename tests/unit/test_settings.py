@@ -51,3 +51,19 @@ def test_the_visibility_timeout_only_binds_a_redis_broker():
         settings = Settings.from_env({**BASE, **waits, "CELERY_BROKER_URL": url})
         assert not settings.broker_is_redis
     assert Settings.from_env(BASE).broker_is_redis
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres", "postgresql+psycopg2"])
+def test_each_usual_postgresql_url_is_given_the_installed_driver(scheme):
+    rest = "://orders:p%40ss@db:5433/orders?sslmode=require"
+
+    settings = Settings.from_env({**BASE, "DATABASE_URL": scheme + rest})
+
+    assert settings.database_url == "postgresql+psycopg2" + rest
+
+
+@pytest.mark.parametrize("url", ["mysql://orders@db/orders", "postgresql+psycopg://orders@db/orders",
+                                 "db:5432/orders"])
+def test_a_database_url_that_is_not_postgresql_over_psycopg2_is_refused_by_name(url):
+    with pytest.raises(ConfigError, match="^DATABASE_URL .*postgresql://user:password@host:5432/database"):
+        Settings.from_env({**BASE, "DATABASE_URL": url})

@@ -1,13 +1,22 @@
 """The sender called directly (no Celery), against PostgreSQL and a real receiver: the lease
-keeps two workers from sending one delivery at once."""
+keeps two workers from sending one delivery at once; a send names the host it was given (Host
+header, TLS server name and certificate) while it connects to the address that was checked."""
+import dataclasses
 import json
+import ssl
 import threading
 import uuid
+from datetime import datetime, timedelta, timezone
 
 import pytest
+import urllib3
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from sqlalchemy import text
 
-from models.webhooks import DELIVERED
+from models.webhooks import DELIVERED, PENDING
 from settings import Settings
 from tasks.runtime import WorkerRuntime
 from webhooks.sending import SKIPPED
@@ -63,3 +72,55 @@ def test_a_delivery_not_yet_due_is_left_for_its_own_wake_up(runtime, engine, rec
 
     assert runtime.webhooks.send(delivery_id).status == SKIPPED
     assert receiver.received == []
+
+
+def _certificate(directory, name: str) -> tuple[str, str]:
+    """A self-signed certificate for `name` and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(hours=1))
+                   .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                   .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / f"{name}.pem", directory / f"{name}.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+def test_a_callback_by_name_reaches_its_address_with_the_name_as_host(runtime, engine, receiver):
+    url = receiver.url.replace("127.0.0.1", "localhost")  # allowed: the stack sets WEBHOOK_ALLOW_PRIVATE
+    delivery_id = _owed(engine, url)
+
+    assert runtime.webhooks.send(delivery_id).status == DELIVERED
+    [request] = receiver.received
+    assert request["headers"]["Host"] == url.split("/")[2]
+
+
+@pytest.fixture()
+def tls_receiver(tmp_path, make_receiver):
+    """A receiver over TLS whose certificate names `localhost` only, and that certificate's file."""
+    cert, key = _certificate(tmp_path, "localhost")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return make_receiver(tls=context), cert
+
+
+def test_over_tls_the_certificate_is_checked_against_the_name_not_the_address(runtime, engine, tls_receiver):
+    receiver, cert = tls_receiver
+    sender = dataclasses.replace(runtime.webhooks, http=urllib3.PoolManager(ca_certs=cert))
+    by_name, by_address = receiver.url.replace("127.0.0.1", "localhost"), receiver.url
+
+    assert sender.send(_owed(engine, by_name)).status == DELIVERED
+    refused = _owed(engine, by_address)  # the same server and address, but the certificate does not name it
+    assert sender.send(refused).status == PENDING
+
+    assert [request["headers"]["Host"] for request in receiver.received] == [by_name.split("/")[2]]
+    with engine.connect() as connection:
+        error = connection.execute(text("SELECT error FROM webhook_attempts WHERE delivery_id = :id"),
+                                   {"id": refused}).scalar()
+    assert error == "SSLError: hostname '127.0.0.1' doesn't match 'localhost'"

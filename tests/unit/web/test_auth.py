@@ -14,7 +14,7 @@ from settings import Settings
 from web.auth import ADMIN_SCOPE, TokenVerifier, mint
 
 SECRET = "unit-test-secret-" + "0123456789abcdef" * 4  # long enough for HS512 too
-BASE = {"DATABASE_URL": "-", "CELERY_BROKER_URL": "-"}
+BASE = {"DATABASE_URL": "postgresql://unused/unused", "CELERY_BROKER_URL": "-"}
 
 
 def settings(**env):

@@ -11,7 +11,7 @@ from sqlalchemy import Row, bindparam, select
 from models.events import JobEvent
 from models.jobs import Job
 from models.webhooks import WebhookDelivery
-from web import auth
+from web import auth, links
 from tasks.dispatch import enqueue_deliveries
 from web.accepted import accepted
 from web.extensions import db
@@ -64,6 +64,7 @@ def timeline(*job_ids) -> dict:
 @blp.route("/<job_id>")
 class JobById(MethodView):
     @blp.response(200, JobSchema)
+    @blp.doc(**links.documented(links.GET_JOB, 200, links.JOB))
     def get(self, job_id):
         """The job's state; 404 for an id that was never issued (malformed ones included)."""
         return job_view(job_id)
@@ -72,6 +73,7 @@ class JobById(MethodView):
 @blp.route("/<job_id>/events")
 class JobEvents(MethodView):
     @blp.response(200, TimelineSchema)
+    @blp.doc(**links.documented(links.GET_JOB_EVENTS))
     def get(self, job_id):
         """Every state change and step of the job: time, step, outcome, attempt, error."""
         return timeline(job_view(job_id).id)
@@ -80,6 +82,7 @@ class JobEvents(MethodView):
 @blp.route("/<job_id>/webhooks")
 class JobWebhooks(MethodView):
     @blp.response(200, WebhookDeliveryListSchema)
+    @blp.doc(**links.documented(links.GET_JOB_WEBHOOKS))
     def get(self, job_id):
         """The webhook deliveries this job's events owe, with every attempt (admins also see subscriptions')."""
         job = job_view(job_id)
@@ -93,6 +96,7 @@ class JobWebhooks(MethodView):
 class JobCancel(MethodView):
     @blp.response(200, JobSchema)
     @blp.alt_response(409, description="The job has started or ended; it can no longer be cancelled")
+    @blp.doc(**links.documented(links.CANCEL_JOB, 200, links.JOB))
     def post(self, job_id):
         """Cancel a job before it starts: it then never takes stock. Cancelling twice is harmless."""
         job = visible_job(job_id)
@@ -110,6 +114,7 @@ class JobRetry(MethodView):
     @blp.response(202, JobAcceptedSchema)
     @blp.alt_response(403, description="Only an admin may replay jobs")
     @blp.alt_response(409, description="Only a failed order job can be replayed")
+    @blp.doc(**links.documented(links.RETRY_JOB, 202, links.ACCEPTED))
     def post(self, job_id):
         """(admin) Replay a failed job: a new job does the work again; the failed one stays on record."""
         if not auth.current().admin:

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from models.orders import Order
 from observability import metrics
 from settings import Settings
-from web import auth
+from web import auth, links
 from web.accepted import accepted
 from web.extensions import db
 from web.limits import BackPressure
@@ -33,7 +33,7 @@ _SAFE_KEY = re.compile(rf"[\x21-\x7e]{{1,{IDEMPOTENCY_KEY_MAX}}}")
 IDEMPOTENCY_HEADER = {"in": "header", "name": "Idempotency-Key", "required": False,
                       "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX,
                                  "pattern": "^[\\x21-\\x7e]+$"},
-                      "description": "Same key and same request: the same job. Same key, other request: 422."}
+                      "description": "Same key and same request: the same job. Same key, other request: 409."}
 LOCATION = {"description": "/jobs/{job_id}: where to poll", "schema": {"type": "string"}}
 log = logging.getLogger(__name__)
 
@@ -63,10 +63,13 @@ def make_blueprint(settings: Settings) -> Blueprint:
     class OrderResource(MethodView):
         @blp.arguments(request_schema, required=False)
         @blp.response(202, JobAcceptedSchema, headers={"Location": LOCATION})
-        @blp.alt_response(422, description="Invalid body, or an Idempotency-Key reused for another request")
+        @blp.alt_response(422, description="Invalid body or Idempotency-Key")
+        @blp.alt_response(409, description="An Idempotency-Key already used for another request (another body, "
+                                           "callback or customer): choose a new key")
         @blp.alt_response(403, description="A customer token for another customer")
         @blp.alt_response(503, description="Too many orders still being processed (Retry-After)")
-        @blp.doc(parameters=[_path_id("The customer to place the order for"), IDEMPOTENCY_HEADER])
+        @blp.doc(parameters=[_path_id("The customer to place the order for"), IDEMPOTENCY_HEADER],
+                 **links.documented("submitOrder", 202, links.ACCEPTED))
         def post(self, body, id):  # noqa: A002 - the URL's own name
             """Accept an order for the customer `id` and answer at once with the job to poll.
 
@@ -87,7 +90,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
                 result = submit(session, customer_id, body.get("items"), key, settings.dispatch_deadline,
                                 body.get("callback_url"))
             except IdempotencyConflict:
-                abort(422, message="This Idempotency-Key was already used with a different request")
+                abort(409, message="This Idempotency-Key was already used with a different request")
             answer = accepted(result)
             if result.created:
                 metrics.jobs_accepted.inc()
@@ -95,7 +98,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
             return answer
 
         @blp.response(200, OrderSchema)
-        @blp.doc(parameters=[_path_id("The order")])
+        @blp.doc(parameters=[_path_id("The order")], **links.documented(links.GET_ORDER, 200, links.ORDER))
         def get(self, id):  # noqa: A002 - the URL's own name
             """The order `id` with its items."""
             return _visible_order(id)
@@ -105,6 +108,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
         @blp.arguments(OrderQuerySchema, location="query")
         @blp.response(200, OrderListSchema)
         @blp.paginate()
+        @blp.doc(**links.documented("listOrders"))
         def get(self, filters, pagination_parameters):
             """List orders, oldest first, optionally for one customer or status (a customer sees only its own)."""
             query = select(Order)
@@ -121,7 +125,8 @@ def make_blueprint(settings: Settings) -> Blueprint:
     class OrderCancel(MethodView):
         @blp.response(202, JobAcceptedSchema, headers={"Location": LOCATION})
         @blp.alt_response(409, description="The order is not Ordered (and no cancellation of it exists)")
-        @blp.doc(parameters=[_path_id("The order to cancel")])
+        @blp.doc(parameters=[_path_id("The order to cancel")],
+                 **links.documented(links.CANCEL_ORDER, 202, links.ACCEPTED))
         def post(self, id):  # noqa: A002 - the URL's own name
             """Cancel an Ordered order: a job returns its units to the catalog, then marks it Cancelled.
 
@@ -137,7 +142,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
     @blp.route("/<id:id>/events")
     class OrderEvents(MethodView):
         @blp.response(200, TimelineSchema)
-        @blp.doc(parameters=[_path_id("The order")])
+        @blp.doc(parameters=[_path_id("The order")], **links.documented(links.GET_ORDER_EVENTS))
         def get(self, id):  # noqa: A002 - the URL's own name
             """What happened to the order: its placing job's timeline, then its cancellation's."""
             order = _visible_order(id)

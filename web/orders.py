@@ -18,9 +18,11 @@ from observability import metrics
 from settings import Settings
 from web import auth, links
 from web.accepted import accepted
+from web.backlog import Backlog
 from web.extensions import db
 from web.limits import BackPressure
 from web.paging import PagedBlueprint, page_of
+from web.polling import ACCEPTED_HEADERS
 from models.jobs import Job
 from web.jobs import timeline
 from web.schemas import (
@@ -34,7 +36,6 @@ IDEMPOTENCY_HEADER = {"in": "header", "name": "Idempotency-Key", "required": Fal
                       "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX,
                                  "pattern": "^[\\x21-\\x7e]+$"},
                       "description": "Same key and same request: the same job. Same key, other request: 409."}
-LOCATION = {"description": "/jobs/{job_id}: where to poll", "schema": {"type": "string"}}
 log = logging.getLogger(__name__)
 
 
@@ -43,13 +44,13 @@ def _path_id(description: str) -> dict:
             "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}}
 
 
-def make_blueprint(settings: Settings) -> Blueprint:
+def make_blueprint(settings: Settings, backlog: Backlog) -> Blueprint:
     """The orders routes, with the submission limits and backlog allowance of `settings`."""
     blp = PagedBlueprint("orders", __name__, url_prefix="/orders", description="Submit and read orders")
     request_schema = order_request_schema(settings.max_items_per_order, settings.max_item_quantity,
                                           webhooks_enabled=settings.webhook_secret is not None,
                                           allow_private=settings.webhook_allow_private)
-    backlog = BackPressure(settings.max_unfinished_jobs)
+    back_pressure = BackPressure(settings.max_unfinished_jobs, backlog)
 
     @blp.before_request
     def _json_only():
@@ -62,7 +63,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
     @blp.route("/<id:id>")
     class OrderResource(MethodView):
         @blp.arguments(request_schema, required=False)
-        @blp.response(202, JobAcceptedSchema, headers={"Location": LOCATION})
+        @blp.response(202, JobAcceptedSchema, headers=ACCEPTED_HEADERS)
         @blp.alt_response(422, description="Invalid body or Idempotency-Key")
         @blp.alt_response(409, description="An Idempotency-Key already used for another request (another body, "
                                            "callback or customer): choose a new key")
@@ -85,7 +86,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
                 abort(422, message=f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters")
             db.single_statement()  # the job and its first event are one INSERT (submissions._ACCEPT)
             session = db.session
-            backlog.check(session)
+            back_pressure.check(session)
             try:
                 result = submit(session, customer_id, body.get("items"), key, settings.dispatch_deadline,
                                 body.get("callback_url"))
@@ -123,7 +124,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
 
     @blp.route("/<id:id>/cancel")
     class OrderCancel(MethodView):
-        @blp.response(202, JobAcceptedSchema, headers={"Location": LOCATION})
+        @blp.response(202, JobAcceptedSchema, headers=ACCEPTED_HEADERS)
         @blp.alt_response(409, description="The order is not Ordered (and no cancellation of it exists)")
         @blp.doc(parameters=[_path_id("The order to cancel")],
                  **links.documented(links.CANCEL_ORDER, 202, links.ACCEPTED))

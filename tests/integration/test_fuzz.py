@@ -16,9 +16,10 @@ ARTIFACTS = ROOT / "test-artifacts"
 
 def schemathesis(api_url, workdir, *args):
     """A run from outside the project (its working directory is `workdir`), configured only by the
-    project's schemathesis.toml, which changes no check."""
+    project's schemathesis.toml, which changes no check. The request timeout lets a generated
+    `Prefer: wait=30` run its course."""
     command = [str(Path(sys.executable).parent / "schemathesis"), "--config-file", str(ROOT / "schemathesis.toml"),
-               "run", f"{api_url}/openapi.json", "--max-examples", "25", "--request-timeout", "10", "--seed", "1",
+               "run", f"{api_url}/openapi.json", "--max-examples", "25", "--request-timeout", "35", "--seed", "1",
                *args]
     return subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=600)
 

@@ -49,3 +49,10 @@ def test_the_visibility_timeout_only_binds_a_redis_broker():
         settings = Settings.from_env({**BASE, **waits, "CELERY_BROKER_URL": url})
         assert not settings.broker_is_redis
     assert Settings.from_env(BASE).broker_is_redis
+
+
+def test_waiting_requests_are_bounded_and_may_be_switched_off():
+    assert Settings.from_env(BASE).max_waiting_requests == 2
+    assert Settings.from_env({**BASE, "MAX_WAITING_REQUESTS": "0"}).max_waiting_requests == 0
+    with pytest.raises(ConfigError, match="MAX_WAITING_REQUESTS"):
+        Settings.from_env({**BASE, "MAX_WAITING_REQUESTS": "-1"})

@@ -28,6 +28,8 @@ CHANNEL = "job_ended"
 IDLE_CHECK_SECONDS = 10.0
 # How long it waits before connecting again after losing its connection.
 RECONNECT_SECONDS = 1.0
+# How the listening connection shows in pg_stat_activity.
+APPLICATION_NAME = "order-service job waits"
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +95,8 @@ class JobWaits:
     def _listen(self) -> None:
         """LISTEN forever, reconnecting after any loss. Notifications sent while it was not listening
         are lost, so after connecting it wakes every waiter to read its job again."""
-        engine = create_engine(self.database_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        engine = create_engine(self.database_url, poolclass=NullPool, isolation_level="AUTOCOMMIT",
+                               connect_args={"application_name": APPLICATION_NAME})
         while not self._closed.is_set():
             try:
                 connection = engine.raw_connection()

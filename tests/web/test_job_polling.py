@@ -5,6 +5,8 @@ import threading
 
 from sqlalchemy import text
 
+from web.waits import APPLICATION_NAME
+
 
 def test_an_unfinished_job_says_when_to_come_back_and_an_ended_one_does_not(client, jobs):
     queued, processing, done = jobs.park(), jobs.park("processing"), jobs.park("completed")
@@ -88,6 +90,27 @@ def test_a_waiting_request_wakes_when_its_job_ends_and_past_the_bound_others_are
     assert not waiter.is_alive()  # woken by the job's end, well before its 30 seconds
     assert held["answer"].headers["Preference-Applied"] == "wait=30"
     assert held["answer"].get_json()["status"] == "cancelled" and "Retry-After" not in held["answer"].headers
+
+
+def test_a_wait_survives_the_listening_connection_being_cut(make_app, jobs, engine):
+    app = make_app()
+    job = jobs.park()
+    held = {}
+    waiter = threading.Thread(target=lambda: held.update(answer=app.test_client().get(
+        f"/jobs/{job}", headers={"Prefer": "wait=30"})))
+    waiter.start()
+    with engine.connect() as connection:
+        cut = 0
+        while not cut:  # once the listener has connected: cut it, as a PostgreSQL restart would
+            cut = connection.scalar(text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND application_name = :name"), {"name": APPLICATION_NAME})
+    jobs.set_status(job, "failed")
+    waiter.join(timeout=25)
+
+    assert not waiter.is_alive()  # it connected again and looked again: the end was not missed
+    assert held["answer"].get_json()["status"] == "failed"
+    assert held["answer"].headers["Preference-Applied"] == "wait=30"
 
 
 def test_with_waiting_switched_off_a_wait_is_answered_at_once(make_app, jobs):

@@ -26,7 +26,7 @@ JOBS_PER_SECOND_HINT = 50
 TERMINAL_STATUSES = frozenset(TERMINAL)
 
 RETRY_AFTER_DOC = {"description": "While the job is unfinished: seconds until a poll may find something new "
-                                  "(queued: 1, more behind a backlog; retrying: until its next attempt)",
+                                  "(queued: 1, more behind a backlog; retrying: until it is due again)",
                    "schema": {"type": "integer", "minimum": 1}}
 # A 202's headers: where to poll, and when.
 ACCEPTED_HEADERS = {"Location": {"description": "/jobs/{job_id}: where to poll", "schema": {"type": "string"}},

@@ -116,6 +116,7 @@ class Settings:
     rate_limit: str = "200 per second"
     rate_limit_storage: str | None = None
     max_unfinished_jobs: int = 100_000
+    max_waiting_requests: int = 2
     webhook_secret: str | None = None
     webhook_allow_private: bool = False
     webhook_max_attempts: int = 10
@@ -160,6 +161,7 @@ class Settings:
             rate_limit=_text(env, "RATE_LIMIT", "200 per second"),
             rate_limit_storage=_text(env, "RATE_LIMIT_STORAGE_URI"),
             max_unfinished_jobs=_number(env, "MAX_UNFINISHED_JOBS", 100_000, int, minimum=1),
+            max_waiting_requests=_number(env, "MAX_WAITING_REQUESTS", 2, int, minimum=0),
             webhook_secret=_text(env, "WEBHOOK_SECRET"),
             webhook_allow_private=_flag(env, "WEBHOOK_ALLOW_PRIVATE", False),
             webhook_max_attempts=_number(env, "WEBHOOK_MAX_ATTEMPTS", 10, int, minimum=1),

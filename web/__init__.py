@@ -14,8 +14,10 @@ from settings import Settings, get_settings
 from web import (
     auth, commands, converters, customers, docs, errors, health, jobs, limits, metrics, observe, orders, webhooks,
 )
+from web.backlog import Backlog
 from web.converters import IdConverter, id_schema
 from web.extensions import api, db
+from web.waits import JobWaits
 
 BEARER = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
 
@@ -38,6 +40,8 @@ def create_app(settings: Settings | None = None) -> Flask:
                           "components": {"securitySchemes": {"bearerAuth": BEARER}}},
     )
     app.extensions["settings"] = settings
+    app.extensions["backlog"] = backlog = Backlog()
+    app.extensions["job_waits"] = JobWaits(settings.database_url, settings.max_waiting_requests)
     # Validation errors key list items by index next to "_schema": mixed keys cannot be sorted.
     app.json.sort_keys = False
     converters.init_app(app)
@@ -48,7 +52,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     db.init_app(app, database)
     api.init_app(app)
     api.register_converter(IdConverter, id_schema)
-    api.register_blueprint(orders.make_blueprint(settings))
+    api.register_blueprint(orders.make_blueprint(settings, backlog))
     for module in (jobs, customers, webhooks, health):
         api.register_blueprint(module.blp)
     app.register_blueprint(docs.blp)

@@ -6,7 +6,7 @@ from flask_smorest import Blueprint, abort
 from sqlalchemy import select
 
 from models.orders import Order
-from web import auth
+from web import auth, links
 from web.extensions import db
 from web.schemas import OrderListSchema
 
@@ -16,6 +16,7 @@ blp = Blueprint("customers", __name__, url_prefix="/customers", description="Ord
 @blp.route("/<id:customer_id>/orders")
 class CustomerOrders(MethodView):
     @blp.response(200, OrderListSchema)
+    @blp.doc(**links.documented("listCustomerOrders"))
     def get(self, customer_id):
         """All orders of the customer, oldest first; 404 when there are none (as the seed)."""
         if not auth.current().may_act_for(customer_id):

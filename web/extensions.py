@@ -46,6 +46,14 @@ class RequestSessions:
         g.db_single_statement = True
 
     @staticmethod
+    def release() -> None:
+        """Give the request's connection back to the pool, before the request waits for something
+        else; the session takes one again at its next query."""
+        session = g.get("db_session")
+        if session is not None:
+            session.close()
+
+    @staticmethod
     def _close(_exc=None) -> None:
         session = g.pop("db_session", None)
         if session is not None:

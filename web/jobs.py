@@ -1,8 +1,10 @@
 """`/jobs/{job_id}`: where a client polls its submission, reads its timeline, cancels or replays it."""
 from __future__ import annotations
 
+import time
 import uuid
 
+from flask import current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from sqlalchemy import Row, bindparam, select
@@ -10,7 +12,7 @@ from sqlalchemy import Row, bindparam, select
 from models.events import JobEvent
 from models.jobs import Job
 from models.webhooks import WebhookDelivery
-from web import auth
+from web import auth, links, polling
 from tasks.dispatch import enqueue_deliveries
 from web.accepted import accepted
 from web.extensions import db
@@ -26,8 +28,20 @@ _jobs = Job.__table__
 _JOB_VIEW = select(
     _jobs.c.id, _jobs.c.customer_id, _jobs.c.kind, _jobs.c.cancels_order_id, _jobs.c.replay_of, _jobs.c.status,
     Job.order_id.expression.label("order_id"), _jobs.c.error, _jobs.c.attempts, _jobs.c.callback_url, _jobs.c.task_id,
-    _jobs.c.created_at, _jobs.c.updated_at,
+    _jobs.c.created_at, _jobs.c.updated_at, _jobs.c.next_run_at,
 ).where(_jobs.c.id == bindparam("id"))
+
+ETAG = {"description": "The job's version: send it back in If-None-Match to get 304 while it is unchanged",
+        "schema": {"type": "string"}}
+PREFERENCE_APPLIED = {"description": "wait=N: the request was held until the job ended or N seconds passed",
+                      "schema": {"type": "string"}}
+POLL_HEADERS = {"ETag": ETAG, "Retry-After": polling.RETRY_AFTER_DOC, "Preference-Applied": PREFERENCE_APPLIED}
+PREFER = {"in": "header", "name": "Prefer", "required": False, "schema": {"type": "string"},
+          "description": f"wait=N (RFC 7240): hold the request until the job ends or N seconds (at most "
+                         f"{polling.MAX_WAIT}) pass. When too many requests already wait, the answer comes at "
+                         f"once, without Preference-Applied. Other preferences are ignored."}
+IF_NONE_MATCH = {"in": "header", "name": "If-None-Match", "required": False, "schema": {"type": "string"},
+                 "description": "The ETag of a previous answer: 304 without a body while the job is unchanged"}
 
 
 def _shown(job, job_id: str):
@@ -62,15 +76,53 @@ def timeline(*job_ids) -> dict:
 
 @blp.route("/<job_id>")
 class JobById(MethodView):
-    @blp.response(200, JobSchema)
+    @blp.response(200, JobSchema, headers=POLL_HEADERS)
+    @blp.alt_response(304, description="The job is unchanged since the ETag sent in If-None-Match (no body)",
+                      headers=POLL_HEADERS)
+    @blp.doc(parameters=[PREFER, IF_NONE_MATCH], **links.documented(links.GET_JOB, 200, links.JOB))
     def get(self, job_id):
-        """The job's state; 404 for an id that was never issued (malformed ones included)."""
-        return job_view(job_id)
+        """The job's state; 404 for an id that was never issued (malformed ones included).
+
+        While the job is unfinished the answer says when to poll again (Retry-After); `Prefer: wait=N`
+        holds the request until the job ends or N seconds pass. The ETag lets a poll answer 304.
+        """
+        job = job_view(job_id)
+        headers = {}
+        wait = polling.requested_wait(request.headers.getlist("Prefer"))
+        if wait is not None:
+            job, applied = _held(job_id, job, wait)
+            if applied:
+                headers["Preference-Applied"] = f"wait={wait}"
+        tag = polling.etag(job.status, job.attempts, job.updated_at, job.order_id, job.error)
+        headers.update({"ETag": f'"{tag}"', **polling.retry_after_header(job.status, job.next_run_at)})
+        if request.if_none_match.contains_weak(tag):
+            return current_app.response_class(status=304, headers=headers, content_type=None)
+        return job, 200, headers
+
+
+def _held(job_id: str, job: Row, wait: int) -> tuple[Row, bool]:
+    """The job once it ended or `wait` seconds passed, and whether the request was held (False when
+    too many requests of this process wait already: it is answered at once)."""
+    if job.status in polling.TERMINAL_STATUSES or wait == 0:
+        return job, True
+    deadline = time.monotonic() + wait
+    with current_app.extensions["job_waits"].waiting_for(job.id) as woken:
+        if woken is None:
+            return job, False
+        while True:
+            job = job_view(job_id)  # read after registering, so an end committed meanwhile is seen
+            remaining = deadline - time.monotonic()
+            if job.status in polling.TERMINAL_STATUSES or remaining <= 0:
+                return job, True
+            db.release()
+            woken.wait(remaining)
+            woken.clear()
 
 
 @blp.route("/<job_id>/events")
 class JobEvents(MethodView):
     @blp.response(200, TimelineSchema)
+    @blp.doc(**links.documented(links.GET_JOB_EVENTS))
     def get(self, job_id):
         """Every state change and step of the job: time, step, outcome, attempt, error."""
         return timeline(job_view(job_id).id)
@@ -79,6 +131,7 @@ class JobEvents(MethodView):
 @blp.route("/<job_id>/webhooks")
 class JobWebhooks(MethodView):
     @blp.response(200, WebhookDeliveryListSchema)
+    @blp.doc(**links.documented(links.GET_JOB_WEBHOOKS))
     def get(self, job_id):
         """The webhook deliveries this job's events owe, with every attempt (admins also see subscriptions')."""
         job = job_view(job_id)
@@ -92,6 +145,7 @@ class JobWebhooks(MethodView):
 class JobCancel(MethodView):
     @blp.response(200, JobSchema)
     @blp.alt_response(409, description="The job has started or ended; it can no longer be cancelled")
+    @blp.doc(**links.documented(links.CANCEL_JOB, 200, links.JOB))
     def post(self, job_id):
         """Cancel a job before it starts: it then never takes stock. Cancelling twice is harmless."""
         job = visible_job(job_id)
@@ -106,9 +160,10 @@ class JobCancel(MethodView):
 
 @blp.route("/<job_id>/retry")
 class JobRetry(MethodView):
-    @blp.response(202, JobAcceptedSchema)
+    @blp.response(202, JobAcceptedSchema, headers=polling.ACCEPTED_HEADERS)
     @blp.alt_response(403, description="Only an admin may replay jobs")
     @blp.alt_response(409, description="Only a failed order job can be replayed")
+    @blp.doc(**links.documented(links.RETRY_JOB, 202, links.ACCEPTED))
     def post(self, job_id):
         """(admin) Replay a failed job: a new job does the work again; the failed one stays on record."""
         if not auth.current().admin:

@@ -18,11 +18,9 @@ from flask import Flask, g, request
 from flask_smorest import abort
 from limits import parse, storage, strategies
 from limits.errors import StorageError
-from sqlalchemy import func, select
-
-from models.jobs import UNFINISHED, Job
 from process_local import ProcessLocal
 from settings import Settings
+from web.backlog import Backlog
 
 log = logging.getLogger(__name__)
 KEY_PREFIX = "orders-ratelimit"
@@ -76,18 +74,14 @@ def init_app(app: Flask, settings: Settings, exempt_blueprints=()) -> None:
 
 
 class BackPressure:
-    """Refuses new submissions while too many jobs are unfinished; the count is cached briefly."""
+    """Refuses new submissions while too many jobs are unfinished (the `Backlog`'s count)."""
 
-    def __init__(self, limit: int, ttl: float = 1.0):
-        self.limit, self.ttl = limit, ttl
-        self._count, self._read_at = 0, float("-inf")
+    def __init__(self, limit: int, backlog: Backlog):
+        self.limit, self.backlog = limit, backlog
 
     def check(self, session) -> None:
         """503 with Retry-After when the backlog is over the limit."""
-        now = time.monotonic()
-        if now - self._read_at > self.ttl:
-            self._count = session.scalar(select(func.count()).select_from(Job).where(Job.status.in_(UNFINISHED)))
-            self._read_at = now
-        if self._count >= self.limit:
-            abort(503, message=f"{self._count} orders are still being processed; try again shortly",
+        count = self.backlog.count(session)
+        if count >= self.limit:
+            abort(503, message=f"{count} orders are still being processed; try again shortly",
                   headers={"Retry-After": "5"})

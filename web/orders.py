@@ -16,11 +16,13 @@ from sqlalchemy import select
 from models.orders import Order
 from observability import metrics
 from settings import Settings
-from web import auth
+from web import auth, links
 from web.accepted import accepted
+from web.backlog import Backlog
 from web.extensions import db
 from web.limits import BackPressure
 from web.paging import PagedBlueprint, page_of
+from web.polling import ACCEPTED_HEADERS
 from models.jobs import Job
 from web.jobs import timeline
 from web.schemas import (
@@ -33,8 +35,7 @@ _SAFE_KEY = re.compile(rf"[\x21-\x7e]{{1,{IDEMPOTENCY_KEY_MAX}}}")
 IDEMPOTENCY_HEADER = {"in": "header", "name": "Idempotency-Key", "required": False,
                       "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX,
                                  "pattern": "^[\\x21-\\x7e]+$"},
-                      "description": "Same key and same request: the same job. Same key, other request: 422."}
-LOCATION = {"description": "/jobs/{job_id}: where to poll", "schema": {"type": "string"}}
+                      "description": "Same key and same request: the same job. Same key, other request: 409."}
 log = logging.getLogger(__name__)
 
 
@@ -43,13 +44,13 @@ def _path_id(description: str) -> dict:
             "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}}
 
 
-def make_blueprint(settings: Settings) -> Blueprint:
+def make_blueprint(settings: Settings, backlog: Backlog) -> Blueprint:
     """The orders routes, with the submission limits and backlog allowance of `settings`."""
     blp = PagedBlueprint("orders", __name__, url_prefix="/orders", description="Submit and read orders")
     request_schema = order_request_schema(settings.max_items_per_order, settings.max_item_quantity,
                                           webhooks_enabled=settings.webhook_secret is not None,
                                           allow_private=settings.webhook_allow_private)
-    backlog = BackPressure(settings.max_unfinished_jobs)
+    back_pressure = BackPressure(settings.max_unfinished_jobs, backlog)
 
     @blp.before_request
     def _json_only():
@@ -62,11 +63,14 @@ def make_blueprint(settings: Settings) -> Blueprint:
     @blp.route("/<id:id>")
     class OrderResource(MethodView):
         @blp.arguments(request_schema, required=False)
-        @blp.response(202, JobAcceptedSchema, headers={"Location": LOCATION})
-        @blp.alt_response(422, description="Invalid body, or an Idempotency-Key reused for another request")
+        @blp.response(202, JobAcceptedSchema, headers=ACCEPTED_HEADERS)
+        @blp.alt_response(422, description="Invalid body or Idempotency-Key")
+        @blp.alt_response(409, description="An Idempotency-Key already used for another request (another body, "
+                                           "callback or customer): choose a new key")
         @blp.alt_response(403, description="A customer token for another customer")
         @blp.alt_response(503, description="Too many orders still being processed (Retry-After)")
-        @blp.doc(parameters=[_path_id("The customer to place the order for"), IDEMPOTENCY_HEADER])
+        @blp.doc(parameters=[_path_id("The customer to place the order for"), IDEMPOTENCY_HEADER],
+                 **links.documented("submitOrder", 202, links.ACCEPTED))
         def post(self, body, id):  # noqa: A002 - the URL's own name
             """Accept an order for the customer `id` and answer at once with the job to poll.
 
@@ -82,11 +86,11 @@ def make_blueprint(settings: Settings) -> Blueprint:
                 abort(422, message=f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters")
             db.single_statement()  # the job and its first event are one INSERT (submissions._ACCEPT)
             session = db.session
-            backlog.check(session)
+            back_pressure.check(session)
             try:
                 result = submit(session, customer_id, body.get("items"), key, body.get("callback_url"))
             except IdempotencyConflict:
-                abort(422, message="This Idempotency-Key was already used with a different request")
+                abort(409, message="This Idempotency-Key was already used with a different request")
             answer = accepted(result)
             if result.created:
                 metrics.jobs_accepted.inc()
@@ -94,7 +98,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
             return answer
 
         @blp.response(200, OrderSchema)
-        @blp.doc(parameters=[_path_id("The order")])
+        @blp.doc(parameters=[_path_id("The order")], **links.documented(links.GET_ORDER, 200, links.ORDER))
         def get(self, id):  # noqa: A002 - the URL's own name
             """The order `id` with its items."""
             return _visible_order(id)
@@ -104,6 +108,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
         @blp.arguments(OrderQuerySchema, location="query")
         @blp.response(200, OrderListSchema)
         @blp.paginate()
+        @blp.doc(**links.documented("listOrders"))
         def get(self, filters, pagination_parameters):
             """List orders, oldest first, optionally for one customer or status (a customer sees only its own)."""
             query = select(Order)
@@ -118,9 +123,10 @@ def make_blueprint(settings: Settings) -> Blueprint:
 
     @blp.route("/<id:id>/cancel")
     class OrderCancel(MethodView):
-        @blp.response(202, JobAcceptedSchema, headers={"Location": LOCATION})
+        @blp.response(202, JobAcceptedSchema, headers=ACCEPTED_HEADERS)
         @blp.alt_response(409, description="The order is not Ordered (and no cancellation of it exists)")
-        @blp.doc(parameters=[_path_id("The order to cancel")])
+        @blp.doc(parameters=[_path_id("The order to cancel")],
+                 **links.documented(links.CANCEL_ORDER, 202, links.ACCEPTED))
         def post(self, id):  # noqa: A002 - the URL's own name
             """Cancel an Ordered order: a job returns its units to the catalog, then marks it Cancelled.
 
@@ -136,7 +142,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
     @blp.route("/<id:id>/events")
     class OrderEvents(MethodView):
         @blp.response(200, TimelineSchema)
-        @blp.doc(parameters=[_path_id("The order")])
+        @blp.doc(parameters=[_path_id("The order")], **links.documented(links.GET_ORDER_EVENTS))
         def get(self, id):  # noqa: A002 - the URL's own name
             """What happened to the order: its placing job's timeline, then its cancellation's."""
             order = _visible_order(id)

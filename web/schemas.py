@@ -1,11 +1,11 @@
 """Request and response shapes; they generate the OpenAPI document."""
-from marshmallow import Schema, ValidationError, fields, validate, validates
+from marshmallow import Schema, ValidationError, fields, validate
 
 from models.jobs import STATUSES
 from models.orders import ORDER_STATUSES
 from models.webhooks import DELIVERY_STATUSES, EVENT_TYPES
 from placement.items import INT32_MAX
-from webhooks.urls import MAX_LENGTH as URL_MAX, UnsafeUrl, check_destination, check_form
+from webhooks.urls import MAX_LENGTH as URL_MAX, URL_PATTERN, UnsafeUrl, check_destination, check_form, check_pattern
 
 _ID = validate.Range(min=1, max=INT32_MAX)
 
@@ -17,33 +17,40 @@ class ItemSchema(Schema):
     quantity = fields.Integer(required=True, strict=True, validate=_ID)
 
 
-def _well_formed(url: str) -> None:
-    try:
-        check_form(url)
-    except UnsafeUrl as exc:
-        raise ValidationError(f"unusable URL: {exc}") from None
+def url_field(check, description: str, **kwargs) -> fields.String:
+    """A URL the service will POST signed events to. Its form is declared (`format: uri` and
+    `URL_PATTERN`) and checked here; `check` adds what a schema cannot say (e.g. the address is public)."""
+
+    def well_formed(url: str) -> None:
+        try:
+            check_pattern(url)
+            check(url)
+        except UnsafeUrl as exc:
+            raise ValidationError(f"unusable URL: {exc}") from None
+
+    return fields.String(validate=[validate.Length(min=1, max=URL_MAX), well_formed],
+                         metadata={"format": "uri", "pattern": URL_PATTERN, "description": description}, **kwargs)
 
 
-def callback_url_field(webhooks_enabled: bool, allow_private: bool, **kwargs) -> fields.String:
-    """A URL the service will POST signed events to: http(s), and public unless allowed otherwise."""
+def callback_url_field(webhooks_enabled: bool, allow_private: bool) -> fields.String:
+    """Where to POST a job's end: http(s), and public unless allowed otherwise."""
 
     def check(url: str) -> None:
         if not webhooks_enabled:
             raise ValidationError("webhooks are not enabled on this service (WEBHOOK_SECRET is not set)")
-        try:
-            check_destination(url, allow_private)
-        except UnsafeUrl as exc:
-            raise ValidationError(f"unusable callback URL: {exc}") from None
+        check_destination(url, allow_private)
 
-    return fields.String(validate=[validate.Length(min=1, max=URL_MAX), check], **kwargs)
+    return url_field(check, "Where to POST a signed event when the job ends and if its order is cancelled "
+                            "(http or https; a public address unless the operator allowed private ones)")
 
 
 def order_request_schema(max_items: int, max_quantity: int, webhooks_enabled: bool = False,
                          allow_private: bool = False) -> type[Schema]:
     """The body of a submission under these limits; without `items` the customer's cart is ordered.
 
-    Lines of the same product are merged (quantities added); the merged
-    quantity must stay within `max_quantity` too.
+    `max_quantity` bounds each line. Lines of the same product are merged (quantities added) and
+    their total is not limited again: JSON Schema cannot state a sum per product, and the OpenAPI
+    document must say everything that makes a body acceptable.
     """
 
     class LimitedItemSchema(ItemSchema):
@@ -51,19 +58,7 @@ def order_request_schema(max_items: int, max_quantity: int, webhooks_enabled: bo
 
     class OrderRequestSchema(Schema):
         items = fields.List(fields.Nested(LimitedItemSchema), validate=validate.Length(min=1, max=max_items))
-        callback_url = callback_url_field(webhooks_enabled, allow_private, metadata={
-            "description": "Where to POST a signed event when the job ends and if its order is cancelled "
-                           "(http or https; a public address unless the operator allowed private ones)"})
-
-        @validates("items")
-        def _merged_within_limits(self, items, **_):
-            totals: dict[int, int] = {}
-            for item in items:
-                if isinstance(item, dict) and "product_id" in item and "quantity" in item:  # others already failed
-                    totals[item["product_id"]] = totals.get(item["product_id"], 0) + item["quantity"]
-            over = sorted(pid for pid, qty in totals.items() if qty > max_quantity)
-            if over:
-                raise ValidationError(f"merged quantity of product(s) {over} is over the limit of {max_quantity}")
+        callback_url = callback_url_field(webhooks_enabled, allow_private)
 
     return OrderRequestSchema
 
@@ -196,7 +191,8 @@ class WebhookSubscriptionSchema(Schema):
     """An endpoint that hears about every job's events of the chosen types."""
 
     id = fields.Integer(dump_only=True)
-    url = fields.String(required=True, validate=[validate.Length(min=1, max=URL_MAX), _well_formed])
+    url = url_field(check_form, "Where to POST the events (http or https; a public address unless the operator "
+                                "allowed private ones)", required=True)
     events = fields.List(fields.String(validate=validate.OneOf(EVENT_TYPES)), required=True,
                          validate=validate.Length(min=1, max=len(EVENT_TYPES)))
     description = fields.String(validate=validate.Length(max=255), allow_none=True)

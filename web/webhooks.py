@@ -13,7 +13,7 @@ from flask_smorest import abort
 from sqlalchemy import select
 
 from models.webhooks import WebhookDelivery, WebhookSubscription
-from web import auth
+from web import auth, links
 from web.extensions import db
 from web.paging import PagedBlueprint, page_of
 from web.schemas import (
@@ -36,6 +36,7 @@ def _admins_only():
 class Subscriptions(MethodView):
     @blp.response(200, WebhookSubscriptionListSchema)
     @blp.paginate()
+    @blp.doc(**links.documented("listSubscriptions"))
     def get(self, pagination_parameters):
         """Active subscriptions, oldest first."""
         query = select(WebhookSubscription).where(WebhookSubscription.active)
@@ -45,6 +46,7 @@ class Subscriptions(MethodView):
     @blp.response(201, WebhookSubscriptionSchema)
     @blp.alt_response(422, description="Malformed or refused URL (not public), unknown event type, "
                                         "or webhooks not enabled")
+    @blp.doc(**links.documented("createSubscription", 201, links.SUBSCRIPTION))
     def post(self, body):
         """Send every job's events of the given types to `url`, signed like callbacks."""
         settings = current_app.extensions["settings"]
@@ -64,11 +66,13 @@ class Subscriptions(MethodView):
 @blp.route("/subscriptions/<id:subscription_id>")
 class SubscriptionById(MethodView):
     @blp.response(200, WebhookSubscriptionSchema)
+    @blp.doc(**links.documented(links.GET_SUBSCRIPTION, 200, links.UNSUBSCRIBE))
     def get(self, subscription_id):
         """One active subscription."""
         return _active_subscription(subscription_id)
 
     @blp.response(204)
+    @blp.doc(**links.documented(links.DELETE_SUBSCRIPTION))
     def delete(self, subscription_id):
         """Stop sending to it; deliveries already owed are still sent and stay on record."""
         _active_subscription(subscription_id).active = False
@@ -80,6 +84,7 @@ class Deliveries(MethodView):
     @blp.arguments(WebhookDeliveryQuerySchema, location="query")
     @blp.response(200, WebhookDeliveryListSchema)
     @blp.paginate()
+    @blp.doc(**links.documented("listDeliveries"))
     def get(self, filters, pagination_parameters):
         """Every delivery, oldest first, optionally by status, event type or job."""
         query = select(WebhookDelivery)
@@ -91,6 +96,7 @@ class Deliveries(MethodView):
 @blp.route("/deliveries/<delivery_id>")
 class DeliveryById(MethodView):
     @blp.response(200, WebhookDeliverySchema)
+    @blp.doc(**links.documented("getDelivery"))
     def get(self, delivery_id):
         """One delivery with every attempt; 404 for an unknown or malformed id."""
         try:

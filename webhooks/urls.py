@@ -12,12 +12,40 @@ that check (`Destination`), so a name that resolves elsewhere a moment later
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 MAX_LENGTH = 2048
 DEFAULT_PORTS = {"http": 80, "https": 443}
+
+# The URL form the API accepts, as a regular expression for its OpenAPI document (ECMA-262 syntax, which
+# Python shares here): http(s), a host name, IPv4 or bracketed IPv6 address (RFC 3986 grammar), a port
+# 1-65535, then path, query and fragment of RFC 3986 characters. Every match passes `check_form`, so a
+# client (or a fuzzer) that follows the document is never refused for the URL's form.
+_HEX4 = "[0-9A-Fa-f]{1,4}"
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
+_LS32 = rf"(?:{_HEX4}:{_HEX4}|{_IPV4})"
+_IPV6 = "(?:" + "|".join([
+    rf"(?:{_HEX4}:){{6}}{_LS32}",
+    rf"::(?:{_HEX4}:){{5}}{_LS32}",
+    rf"(?:{_HEX4})?::(?:{_HEX4}:){{4}}{_LS32}",
+    rf"(?:(?:{_HEX4}:){{0,1}}{_HEX4})?::(?:{_HEX4}:){{3}}{_LS32}",
+    rf"(?:(?:{_HEX4}:){{0,2}}{_HEX4})?::(?:{_HEX4}:){{2}}{_LS32}",
+    rf"(?:(?:{_HEX4}:){{0,3}}{_HEX4})?::{_HEX4}:{_LS32}",
+    rf"(?:(?:{_HEX4}:){{0,4}}{_HEX4})?::{_LS32}",
+    rf"(?:(?:{_HEX4}:){{0,5}}{_HEX4})?::{_HEX4}",
+    rf"(?:(?:{_HEX4}:){{0,6}}{_HEX4})?::",
+]) + ")"
+_LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST = rf"(?:{_LABEL}(?:\.{_LABEL})*\.?|\[{_IPV6}\])"
+_PORT = "(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+_PCHAR = "(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})"
+URL_PATTERN = (rf"^https?://{_HOST}(?::{_PORT})?(?:/{_PCHAR}*)*"
+               rf"(?:\?(?:{_PCHAR}|[/?])*)?(?:#(?:{_PCHAR}|[/?])*)?$")
+_URL = re.compile(URL_PATTERN)
 
 
 class UnsafeUrl(ValueError):
@@ -85,6 +113,13 @@ def resolve(url: str, allow_private: bool) -> Destination:
             addresses.append(literal)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return Destination(parts.scheme, host, port, target, tuple(addresses))
+
+
+def check_pattern(url: str) -> None:
+    """The URL has the documented form (`URL_PATTERN`, matched whole), which `check_form` then accepts."""
+    if _URL.fullmatch(url) is None:
+        raise UnsafeUrl("not an http(s) URL with a host name or IP address, an optional port and RFC 3986 "
+                        "characters (see the pattern in the OpenAPI document)")
 
 
 def check_destination(url: str, allow_private: bool) -> None:

@@ -29,6 +29,23 @@ def test_every_error_is_the_same_json_shape(api):
         assert body["code"] == response.status_code and body["status"]
 
 
+def test_the_openapi_document_declares_webhook_urls_and_where_each_answer_leads(api):
+    spec = api.get("/openapi.json").json()
+    schemas, paths = spec["components"]["schemas"], spec["paths"]
+    for url in (schemas["OrderRequest"]["properties"]["callback_url"], schemas["WebhookSubscription"]["properties"]["url"]):
+        assert url["format"] == "uri" and url["pattern"].startswith("^https?://")
+    targets = {op["operationId"]: path for path, item in paths.items() for op in item.values() if "operationId" in op}
+    accepted = paths["/orders/{id}"]["post"]["responses"]["202"]["links"]
+    assert {targets[link["operationId"]] for link in accepted.values()} == {
+        "/jobs/{job_id}", "/jobs/{job_id}/events", "/jobs/{job_id}/webhooks", "/jobs/{job_id}/cancel"}
+    assert {link["parameters"]["job_id"] for link in accepted.values()} == {"$response.body#/job_id"}
+    job = paths["/jobs/{job_id}"]["get"]["responses"]["200"]["links"]
+    assert targets[job["order"]["operationId"]] == "/orders/{id}" and job["order"]["parameters"] == {
+        "id": "$response.body#/order_id"}
+    created = paths["/webhooks/subscriptions"]["post"]["responses"]["201"]["links"]
+    assert targets[created["subscription"]["operationId"]] == "/webhooks/subscriptions/{subscription_id}"
+
+
 def test_a_repeated_idempotency_key_answers_with_the_same_job(api):
     first = api.submit(4, ITEM, key="order-abc")
     again = api.submit(4, ITEM, key="order-abc")
@@ -38,7 +55,7 @@ def test_a_repeated_idempotency_key_answers_with_the_same_job(api):
     assert first.status_code == again.status_code == 202
     assert again.json()["job_id"] == first.json()["job_id"]
     assert again.headers["Location"] == first.headers["Location"]
-    assert other_body.status_code == other_customer.status_code == 422
+    assert other_body.status_code == other_customer.status_code == 409
     api.wait(first.json()["job_id"])
     assert len(api.get("/orders").json()["orders"]) == 1
 

@@ -186,7 +186,7 @@ def test_an_idempotent_retry_must_name_the_same_callback(api, receiver):
                      headers={"Idempotency-Key": "hook-1"})
 
     assert first.status_code == same.status_code == 202 and same.json()["job_id"] == first.json()["job_id"]
-    assert other.status_code == 422
+    assert other.status_code == 409
 
 
 @pytest.fixture(scope="module")

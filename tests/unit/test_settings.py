@@ -67,3 +67,10 @@ def test_each_usual_postgresql_url_is_given_the_installed_driver(scheme):
 def test_a_database_url_that_is_not_postgresql_over_psycopg2_is_refused_by_name(url):
     with pytest.raises(ConfigError, match="^DATABASE_URL .*postgresql://user:password@host:5432/database"):
         Settings.from_env({**BASE, "DATABASE_URL": url})
+
+
+def test_waiting_requests_are_bounded_and_may_be_switched_off():
+    assert Settings.from_env(BASE).max_waiting_requests == 2
+    assert Settings.from_env({**BASE, "MAX_WAITING_REQUESTS": "0"}).max_waiting_requests == 0
+    with pytest.raises(ConfigError, match="MAX_WAITING_REQUESTS"):
+        Settings.from_env({**BASE, "MAX_WAITING_REQUESTS": "-1"})

@@ -1,7 +1,7 @@
 """The SSRF guard on callback and subscription URLs."""
 import pytest
 
-from webhooks.urls import UnsafeUrl, Unresolvable, check_destination, check_form
+from webhooks.urls import UnsafeUrl, Unresolvable, check_destination, check_form, check_pattern
 
 
 @pytest.mark.parametrize("url", ["https://hooks.example.com/x", "http://93.184.216.34:8080/hook?a=1",
@@ -41,3 +41,19 @@ def test_internal_addresses_are_refused_unless_allowed(host):
 def test_a_name_that_does_not_resolve_is_refused_as_unresolvable():
     with pytest.raises(Unresolvable):
         check_destination("http://no-such-host.invalid/hook", allow_private=False)
+
+
+@pytest.mark.parametrize("url", ["http://a", "https://hooks.example.com./x/y?q=1&r=a%2Fb#frag", "http://0",
+                                 "http://127.0.0.1:65535/", "http://host:1", "https://[2606:4700::1111]:443/hook",
+                                 "http://[::ffff:192.168.0.1]/hook", "http://[::]/", "http://a/@:!$&'()*+,;=~"])
+def test_what_the_documented_pattern_admits_passes_the_form_check(url):
+    check_pattern(url)
+    check_form(url)
+
+
+@pytest.mark.parametrize("url", ["0", "ftp://a/", "http://", "http://a:0/", "http://a:65536/", "http://u@a/",
+                                 "http://a/ b", "http://a/%zz", "http://[::g]/", "http://[1:2]/", "http://a/\n",
+                                 "http://a\n", "http://a_b/", "http://a/é"])
+def test_the_documented_pattern_refuses_the_rest(url):
+    with pytest.raises(UnsafeUrl, match="not an http"):
+        check_pattern(url)

@@ -32,7 +32,9 @@ def on_starting(server):
     os.makedirs(path, exist_ok=True)
     # The master built the app (preload_app) and used the database to check it and migrate; it
     # serves no request, so it keeps no connection open.
-    server.app.wsgi().extensions["database"].dispose()
+    database = server.app.wsgi().extensions.get("database")  # the benchmarks' bare apps have none
+    if database is not None:
+        database.dispose()
 
 
 def child_exit(server, worker):

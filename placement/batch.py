@@ -143,7 +143,7 @@ class _Batch:
             except TransientPeerError as exc:
                 self.retries[job.id] = (job, exc)
         items.update(resolved)
-        jobs.items_resolved(self.ctx.connection, resolved, [job_id for job_id in items if job_id not in resolved])
+        jobs.items_resolved(self.ctx.connection, resolved, list(items))
         return items
 
     def _give_back_later(self, job: Row, ended: JobEnded) -> None:

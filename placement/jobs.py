@@ -167,11 +167,10 @@ def _bound(name: str, value):
 
 
 def items_resolved(connection: Connection, resolved: dict[uuid.UUID, list[dict]], taking: Iterable[uuid.UUID]) -> None:
-    """Keep each job's resolved items (once: a retry does not ask the cart again) and mark the jobs
-    in `taking` as taking stock."""
-    rows = [{"job_id": job_id, "items": items, "step": TAKING_STOCK, "event": "checking_stock",
-             "detail": {"items": items}} for job_id, items in resolved.items()]
-    _apply(connection, rows)
+    """Keep each job's resolved items (once: a retry does not ask the cart again; the timeline's
+    `checking_stock`), then mark every job in `taking` as taking stock."""
+    _apply(connection, [{"job_id": job_id, "items": items, "event": "checking_stock", "detail": {"items": items}}
+                        for job_id, items in resolved.items()])
     _apply(connection, [{"job_id": job_id, "step": TAKING_STOCK, "event": "taking_stock"} for job_id in taking])
 
 

@@ -91,8 +91,9 @@ def test_every_scenario_reports_numbers_without_errors(tmp_path):
     memory = scenarios["memory"]
     assert memory["invariants"]["ok"], memory["invariants"]
     for who in ("api", "workers"):
-        numbers = [v for k, v in memory[who].items() if k.endswith("_mb")]
-        assert numbers and all(_number(v) and v > 0 for v in numbers), memory[who]
+        sizes = [v for k, v in memory[who].items() if k.endswith("_mb") and not k.startswith("growth")]
+        assert sizes and all(_number(v) and v > 0 for v in sizes), memory[who]
+        assert _number(memory[who]["growth_checkpoint_to_end_mb"]), memory[who]  # flat is 0.0
     assert len(memory["samples"]) >= 2
 
     assert report["ok"] is True and run.returncode == 0, run.stderr[-3000:]

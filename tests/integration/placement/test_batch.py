@@ -215,3 +215,18 @@ def test_a_batch_that_cannot_get_its_products_in_time_waits_its_turn_and_holds_n
         assert other.execute(TRY_LOCK, {"key": product_key(80)}).scalar()
         other.execute(UNLOCK_EVERYTHING)
     assert peers.product(80)["quantity"] == peers.product(81)["quantity"] == 1000
+
+
+def test_each_job_of_a_batch_has_its_whole_timeline(jobs, runtime):
+    from models.events import JobEvent
+
+    ids = [jobs.submit(1, [{"product_id": 2, "quantity": 1}]), jobs.submit(2)]
+
+    jobs.place()
+
+    with runtime.db.transaction() as session:
+        for job_id in ids:
+            names = session.scalars(select(JobEvent.event).where(JobEvent.job_id == job_id)
+                                    .order_by(JobEvent.at, JobEvent.id)).all()
+            assert names[:3] == ["attempt_started", "checking_stock", "taking_stock"], names
+            assert "order_saved" in names

@@ -44,7 +44,7 @@ def _start_sweeper(**_):
     from tasks.sweeper import SweeperThread
 
     settings = get_settings()
-    _sweeper = SweeperThread(get_runtime().db, settings.sweep_interval, settings.dispatch_deadline, settings.batch_size)
+    _sweeper = SweeperThread(get_runtime().db, settings.sweep_interval, settings.dispatch_deadline)
     _sweeper.start()
 
 

@@ -5,14 +5,14 @@ broker was down, a worker killed holding a message Redis only hands out again
 after the visibility timeout). PostgreSQL knows every job that is due: a queued
 or retrying job due for longer than the dispatch deadline, or a claimed job
 (processing, or completed with its cart to close) whose execution's lease ran
-out. Since any execution claims whatever is due, the sweeper needs no job ids:
-it publishes enough wake-ups for the overdue jobs, a few at a time. Every
-worker runs this loop; an advisory lock lets one sweep at a time.
+out. Since an execution claims whatever is due, batch after batch, and wakes
+another when a batch is full, the sweeper needs no job ids: one wake-up when
+anything is overdue. Every worker runs this loop; an advisory lock lets one
+sweep at a time.
 """
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from datetime import timedelta
 
@@ -22,22 +22,20 @@ from models.db import Database
 from models.jobs import CART_PENDING, COMPLETED, PROCESSING, QUEUED, RETRYING, Job
 from models.locks import SWEEPER_LOCK_KEY, TRY_LOCK
 from models.webhooks import PENDING, WebhookDelivery
-from tasks.dispatch import enqueue_deliveries, wake_after
+from tasks.dispatch import enqueue_deliveries, wake_another
 
 log = logging.getLogger(__name__)
 
 BATCH = 500
-# Wake-ups one sweep sends at most: each claims a batch, and the sweep comes round again soon.
-MAX_WAKE_UPS = 8
 
 
-def sweep(db: Database, dispatch_deadline: float, batch_size: int) -> int:
+def sweep(db: Database, dispatch_deadline: float) -> int:
     """Wake executions for overdue jobs and re-send overdue webhook deliveries; returns how many."""
     with db.connection() as connection:
         if not connection.execute(TRY_LOCK, {"key": SWEEPER_LOCK_KEY}).scalar():
             return 0
         overdue = connection.execute(_overdue_jobs(dispatch_deadline)).scalar()
-        woken = wake_after([0.0] * min(MAX_WAKE_UPS, math.ceil(overdue / batch_size))) if overdue else 0
+        woken = int(wake_another()) if overdue else 0
         deliveries = _sweep_deliveries(db, dispatch_deadline)
     if overdue or deliveries:
         log.info("sweeper found %d overdue job(s) (%d wake-up(s) sent) and re-sent %d webhook delivery(ies)",
@@ -78,16 +76,15 @@ def _sweep_deliveries(db: Database, dispatch_deadline: float) -> int:
 class SweeperThread(threading.Thread):
     """Runs `sweep` every `interval` seconds until stopped."""
 
-    def __init__(self, db: Database, interval: float, dispatch_deadline: float, batch_size: int):
+    def __init__(self, db: Database, interval: float, dispatch_deadline: float):
         super().__init__(name="job-sweeper", daemon=True)
-        self.db, self.interval = db, interval
-        self.dispatch_deadline, self.batch_size = dispatch_deadline, batch_size
+        self.db, self.interval, self.dispatch_deadline = db, interval, dispatch_deadline
         self._stop = threading.Event()
 
     def run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                sweep(self.db, self.dispatch_deadline, self.batch_size)
+                sweep(self.db, self.dispatch_deadline)
             except Exception:  # an outage must not kill the loop; the next tick tries again
                 log.exception("sweep failed")
 

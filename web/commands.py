@@ -78,13 +78,13 @@ def stuck_jobs(older_than):
 @click.option("--older-than", default=300.0, show_default=True, help="seconds without progress")
 def redispatch(older_than):
     """Mark every stuck job due now and wake executions for them (safe: a running job is skipped)."""
-    from tasks.dispatch import wake_after
+    from tasks.dispatch import wake_another
 
     with _database().transaction() as session:
         stuck = _stuck(session, older_than)
         for job in stuck:
             job.next_run_at = func.now()
-    sent = wake_after([0.0] * min(len(stuck), 8)) if stuck else 0
+    sent = int(wake_another()) if stuck else 0
     click.echo(f"{len(stuck)} stuck job(s) due again; published {sent} wake-up(s)")
 
 

@@ -40,7 +40,8 @@ class WorkerRuntime:
         self.limits = Limits(settings.batch_size, settings.dispatch_deadline)
         self.policy = RetryPolicy(base=settings.retry_backoff_base, cap=settings.retry_backoff_max,
                                   deadline=settings.retry_deadline)
-        self.webhooks = Sender(self.db.transaction, urllib3.PoolManager(maxsize=settings.worker_concurrency),
+        self.webhooks = Sender(self.db.transaction,
+                               ProcessLocal(lambda: urllib3.PoolManager(maxsize=settings.worker_concurrency)),
                                settings.webhook_secret,
                                settings.webhook_allow_private, settings.webhook_timeout,
                                RetryPolicy(settings.webhook_max_attempts, settings.webhook_backoff_base,

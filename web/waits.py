@@ -11,7 +11,6 @@ stay free for submissions, and a request past the bound is answered at once.
 from __future__ import annotations
 
 import logging
-import os
 import select
 import threading
 import uuid
@@ -21,6 +20,8 @@ from typing import Iterator
 
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
+
+from process_local import ProcessLocal
 
 # The channel the migration's trigger notifies; the payload is the job's id.
 CHANNEL = "job_ended"
@@ -41,7 +42,9 @@ class JobWaits:
         self.database_url = database_url
         self.limit = limit
         self._lock = threading.Lock()
-        self._pid: int | None = None
+        # Started on first use, never before a fork: a thread does not survive one, and a
+        # connection must not be shared across one.
+        self._listener = ProcessLocal(self._new_listener)
         self._slots = threading.BoundedSemaphore(limit) if limit else None
         self._waiters: dict[str, set[threading.Event]] = defaultdict(set)
         self._closed = threading.Event()
@@ -75,14 +78,15 @@ class JobWaits:
         self._wake(None)
 
     def _start_listener(self) -> None:
-        """The listener of this process, started on first use (never before a fork: a thread does
-        not survive one, and a connection must not be shared across one)."""
-        if self._pid != os.getpid():
-            with self._lock:
-                if self._pid != os.getpid():
-                    self._waiters.clear()
-                    threading.Thread(target=self._listen, name="job-waits-listener", daemon=True).start()
-                    self._pid = os.getpid()
+        """The listener thread of this process."""
+        self._listener.get()
+
+    def _new_listener(self) -> threading.Thread:
+        with self._lock:
+            self._waiters.clear()  # an inherited parent's waiters wait in the parent
+        listener = threading.Thread(target=self._listen, name="job-waits-listener", daemon=True)
+        listener.start()
+        return listener
 
     def _wake(self, job_ids: set[str] | None) -> None:
         """Wake the waiters of these jobs; None: every waiter."""

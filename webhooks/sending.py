@@ -21,8 +21,9 @@ from urllib3.exceptions import ConnectTimeoutError, HTTPError
 from sqlalchemy import func, or_, update
 from sqlalchemy.orm import Session
 
-from models.webhooks import DELIVERED, GAVE_UP, PENDING, WebhookAttempt, WebhookDelivery
 from backoff import RetryPolicy
+from models.webhooks import DELIVERED, GAVE_UP, PENDING, WebhookAttempt, WebhookDelivery
+from process_local import ProcessLocal
 from webhooks.signing import SIGNATURE_HEADER, signature
 from webhooks.urls import Destination, UnsafeUrl, Unresolvable, resolve
 
@@ -41,10 +42,10 @@ class Sent:
 
 @dataclass(frozen=True)
 class Sender:
-    """What sending needs: transactions, an HTTP session of this process, the secret and the rules."""
+    """What sending needs: transactions, the HTTP pool (one per process), the secret and the rules."""
 
     transaction: Callable[[], AbstractContextManager[Session]]
-    http: urllib3.PoolManager
+    http: ProcessLocal[urllib3.PoolManager]
     secret: str | None
     allow_private: bool
     timeout: float
@@ -89,7 +90,7 @@ class Sender:
                    "X-Order-Event": payload["type"], "X-Order-Delivery": str(delivery_id),
                    SIGNATURE_HEADER: signature(self.secret, body, int(time.time()))}
         try:
-            response = post(self.http, destination, body, headers, self.timeout)
+            response = post(self.http.get(), destination, body, headers, self.timeout)
         except HTTPError as exc:
             return None, f"{exc.__class__.__name__}: {exc}"[:1000], False
         if 200 <= response.status < 300:

@@ -17,6 +17,7 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import text
 
 from models.webhooks import DELIVERED, PENDING
+from process_local import ProcessLocal
 from settings import Settings
 from tasks.runtime import WorkerRuntime
 from webhooks.sending import SKIPPED
@@ -112,7 +113,7 @@ def tls_receiver(tmp_path, make_receiver):
 
 def test_over_tls_the_certificate_is_checked_against_the_name_not_the_address(runtime, engine, tls_receiver):
     receiver, cert = tls_receiver
-    sender = dataclasses.replace(runtime.webhooks, http=urllib3.PoolManager(ca_certs=cert))
+    sender = dataclasses.replace(runtime.webhooks, http=ProcessLocal(lambda: urllib3.PoolManager(ca_certs=cert)))
     by_name, by_address = receiver.url.replace("127.0.0.1", "localhost"), receiver.url
 
     assert sender.send(_owed(engine, by_name)).status == DELIVERED

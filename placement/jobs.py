@@ -48,6 +48,7 @@ from models.webhooks import (
     JOB_CANCELLED, JOB_COMPLETED, JOB_FAILED, JOB_REJECTED, WebhookDelivery, WebhookSubscription,
 )
 from models.webhooks import ORDER_CANCELLED as ORDER_CANCELLED_EVENT
+from observability import tracing
 
 jobs, job_events, orders = Job.__table__, JobEvent.__table__, Order.__table__
 order_items, deliveries, subscriptions = OrderItem.__table__, WebhookDelivery.__table__, WebhookSubscription.__table__
@@ -368,7 +369,7 @@ def _accept_statement():
 
 
 _SUBMITTED = ("id", "customer_id", "status", "source", "requested_items", "attempts", "cart_status",
-              "idempotency_key", "request_fingerprint", "callback_url")
+              "idempotency_key", "request_fingerprint", "callback_url", "traceparent")
 _ACCEPT = _accept_statement()
 
 
@@ -388,6 +389,7 @@ def submit(session: Session, customer_id: int, items: list[dict] | None, idempot
         idempotency_key=idempotency_key,
         request_fingerprint=fingerprint(customer_id, items, callback_url) if idempotency_key else None,
         callback_url=callback_url,
+        traceparent=tracing.traceparent(),
     )
     inserted = session.connection().execute(
         _ACCEPT, {**values, "detail": {"source": source}}

@@ -18,17 +18,14 @@ from collections.abc import Iterable
 
 from opentelemetry import trace
 
-from process_local import ProcessLocal
-
 _enabled = False
 
 
 def setup(settings, default_service: str) -> bool:
     """Install the provider and the instrumentations once per process tree, when configured.
 
-    Called before any engine or HTTP pool is made (the instrumentations hook their creation). The
-    exporter and its batch thread are made per process on first use (`_PerProcess`): gunicorn
-    preloads the app in its master and forks, and a thread does not survive a fork.
+    Called before any engine or HTTP pool is made (the instrumentations hook their connections).
+    The exporter and its batch thread are made per process on first use (`exporting.PerProcess`).
     """
     global _enabled
     if _enabled or not settings.tracing:
@@ -36,15 +33,12 @@ def setup(settings, default_service: str) -> bool:
     from opentelemetry.instrumentation.celery import CeleryInstrumentor
     from opentelemetry.instrumentation.psycopg2 import Psycopg2Instrumentor
     from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
-    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-    from opentelemetry.sdk.trace import TracerProvider
     from sqlalchemy import event
     from sqlalchemy.pool import Pool
 
-    resource = Resource.create({SERVICE_NAME: settings.service_name or default_service})
-    provider = TracerProvider(resource=resource)  # the sampler from OTEL_TRACES_SAMPLER / _ARG
-    provider.add_span_processor(_PerProcess())
-    trace.set_tracer_provider(provider)
+    from observability.exporting import tracer_provider
+
+    trace.set_tracer_provider(tracer_provider(settings.service_name or default_service))
     CeleryInstrumentor().instrument()
     URLLib3Instrumentor().instrument()
     # SQL spans from psycopg2's cursors, on every pooled connection SQLAlchemy opens (the
@@ -64,36 +58,14 @@ def instrument_app(app) -> None:
         FlaskInstrumentor().instrument_app(app)
 
 
-def _batch_processor():
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+def untraced():
+    """A context whose peer calls and SQL are not traced: the sweeper's look every few seconds
+    belongs to no order, and would bury the orders' traces."""
+    if not _enabled:
+        return contextlib.nullcontext()
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
 
-    return BatchSpanProcessor(OTLPSpanExporter())
-
-
-class _PerProcess:
-    """A span processor that hands each span to this process's own batch processor and exporter."""
-
-    def __init__(self):
-        self._local = ProcessLocal(_batch_processor)
-
-    def on_start(self, span, parent_context=None) -> None:
-        return None  # the batch processor does nothing at start
-
-    def _on_ending(self, span) -> None:
-        return None
-
-    def on_end(self, span) -> None:
-        self._local.get().on_end(span)
-
-    def shutdown(self) -> None:
-        processor = self._local.peek()
-        if processor is not None:
-            processor.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        processor = self._local.peek()
-        return processor.force_flush(timeout_millis) if processor is not None else True
+    return suppress_instrumentation()
 
 
 def traceparent() -> str | None:

@@ -415,7 +415,7 @@ def cancel_order(session: Session, order: Order) -> Submission:
         raise NotAllowed(f"Order {order.id} is {order.status}; only an Ordered order can be cancelled")
     statement = pg_insert(Job).values(
         customer_id=order.customer_id, status=QUEUED, kind=KIND_CANCEL, cancels_order_id=order.id,
-        source=SOURCE_BODY, attempts=0, cart_status=CART_NOT_NEEDED,
+        source=SOURCE_BODY, attempts=0, cart_status=CART_NOT_NEEDED, traceparent=tracing.traceparent(),
     ).on_conflict_do_nothing(index_elements=[Job.cancels_order_id]).returning(Job)
     job = session.scalars(statement).one_or_none()
     if job is None:  # another request created it a moment ago
@@ -455,7 +455,8 @@ def replay(session: Session, job: Job) -> Submission:
     if existing is not None:
         return Submission(existing, created=False)
     clone = Job(customer_id=job.customer_id, status=QUEUED, source=job.source, requested_items=job.requested_items,
-                attempts=0, cart_status=CART_NOT_NEEDED, replay_of=job.id, callback_url=job.callback_url)
+                attempts=0, cart_status=CART_NOT_NEEDED, replay_of=job.id, callback_url=job.callback_url,
+                traceparent=tracing.traceparent())
     session.add(clone)
     session.flush()
     events.record(session, clone.id, "accepted", QUEUED, 0, {"replay_of": str(job.id)})

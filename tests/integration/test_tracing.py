@@ -171,6 +171,15 @@ def test_one_trace_holds_the_submission_the_execution_its_peer_calls_and_sql(tra
     assert any(f"job={job_id}" in line and f"trace={post.trace_id.hex()}" in line
                for line in stack.workers[0].log_text().splitlines())
 
+    # A cancellation is a job of its own request's trace, placed the same way.
+    cancel = api.post(f"/orders/{job['order_id']}/cancel").json()
+    assert api.wait(cancel["job_id"], until=("cancelled", "completed", "failed"))["status"] == "completed"
+    cancel_trace = api.get(f"/jobs/{cancel['job_id']}").json()["trace_id"]
+    assert cancel_trace is not None and cancel_trace != job["trace_id"]
+    assert receiver.wait_for(lambda spans: [
+        span for service, span in spans if span.name == "orders.place job" and span.trace_id.hex() == cancel_trace
+        and _attributes(span.attributes)["job.id"] == cancel["job_id"]])
+
 
 def test_with_tracing_off_no_trace_is_recorded_or_shown(api, worker):
     job_id = api.submit(21, [{"product_id": 2, "quantity": 1}]).json()["job_id"]

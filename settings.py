@@ -57,6 +57,16 @@ def _number(env, name, default, kind=float, minimum=0):
     return value
 
 
+def _traces_exporter(env) -> bool:
+    """Whether traces are exported: OTEL_TRACES_EXPORTER=otlp (OTLP over HTTP); unset or none: off."""
+    raw = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if raw in {"", "none"}:
+        return False
+    if raw == "otlp":
+        return True
+    raise ConfigError(f"OTEL_TRACES_EXPORTER={raw!r} is not supported (use otlp or none)")
+
+
 def _flag(env, name, default):
     raw = env.get(name, "").strip().lower()
     if not raw:
@@ -123,6 +133,10 @@ class Settings:
     webhook_backoff_base: float = 1.0
     webhook_backoff_max: float = 600.0
     webhook_timeout: float = 5.0
+    # OpenTelemetry traces: off unless OTEL_TRACES_EXPORTER=otlp; the SDK reads the other OTEL_*
+    # variables itself (endpoint, sampler); the service name defaults per process kind.
+    tracing: bool = False
+    service_name: str | None = None
 
     @classmethod
     def from_env(cls, env=None) -> "Settings":
@@ -149,6 +163,8 @@ class Settings:
             db_pool_size=_number(env, "DB_POOL_SIZE", 10, int, minimum=1),
             worker_concurrency=_number(env, "WORKER_CONCURRENCY", 16, int, minimum=1),
             log_level=_text(env, "LOG_LEVEL", "INFO").upper(),
+            tracing=_traces_exporter(env),
+            service_name=_text(env, "OTEL_SERVICE_NAME"),
             auth_disabled=_flag(env, "AUTH_DISABLED", False),
             jwt_secret=_text(env, "JWT_SECRET"),
             jwt_public_key=_text(env, "JWT_PUBLIC_KEY"),

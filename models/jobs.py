@@ -83,6 +83,9 @@ class Job(Base, Timestamps):
     callback_url: Mapped[str | None] = mapped_column(String(2048))
     # The Celery task (one execution, placing a batch) that last claimed the job: Flower's task id.
     task_id: Mapped[str | None] = mapped_column(String(155))
+    # The W3C traceparent of the submission's request when tracing is on: the executions that place
+    # the job link to it (observability.tracing), and GET /jobs/{id} shows its trace id.
+    traceparent: Mapped[str | None] = mapped_column(String(55))
 
     # The order this job created, once it completed: read with the job, in the same query.
     order_id: Mapped[int | None] = column_property(

@@ -50,7 +50,7 @@ class Limits:
 def place(ctx: PlacementContext, task_id: str, limits: Limits, policy: RetryPolicy) -> dict[uuid.UUID, Outcome]:
     """Claim a batch for execution `task_id` and take each job as far as it can go now."""
     claimed = jobs.claim(ctx.connection, task_id, limits.batch_size, limits.lease)
-    ctx.on_claimed(len(claimed))
+    ctx.on_claimed(claimed)
     return _Batch(ctx, limits, policy).run(claimed) if claimed else {}
 
 

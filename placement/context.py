@@ -6,13 +6,14 @@ Celery task, a CLI command or a plain test call.
 """
 from __future__ import annotations
 
+import contextvars
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Row
 
 from peers import Carts, Catalog
 
@@ -28,7 +29,7 @@ def _ignore_deliveries(delivery_ids: Iterable[uuid.UUID]) -> None:
     return None
 
 
-def _ignore_claim(count: int) -> None:
+def _ignore_claim(jobs: Sequence[Row]) -> None:
     return None
 
 
@@ -42,17 +43,19 @@ class PlacementContext:
     carts: Carts
     executor: Executor
     on_step: Callable[[str], None] = field(default=_ignore_step)
-    # Called with the size of the batch once it is claimed (a full one may leave more due jobs).
-    on_claimed: Callable[[int], None] = field(default=_ignore_claim)
+    # Called with the batch's jobs once they are claimed (a full batch may leave more due jobs).
+    on_claimed: Callable[[Sequence[Row]], None] = field(default=_ignore_claim)
     # Called with webhook deliveries a committed transaction owes, to publish their wake-ups.
     announce: Callable[[Iterable[uuid.UUID]], object] = field(default=_ignore_deliveries)
 
     def gather(self, call: Callable[[T], R], args: Sequence[T]) -> list[R | Exception]:
         """`call` on each argument, concurrently; each result, or the exception it raised, in order.
-        One call runs in the caller's thread: a batch of one waits on no pool."""
+        One call runs in the caller's thread: a batch of one waits on no pool. Each call runs in a
+        copy of the caller's context (its log ids, the execution's span for the peer calls' spans)."""
         if len(args) == 1:
             return [_outcome(call, args[0])]
-        return list(self.executor.map(lambda arg: _outcome(call, arg), args))
+        runs = [(contextvars.copy_context(), arg) for arg in args]
+        return list(self.executor.map(lambda run: run[0].run(_outcome, call, run[1]), runs))
 
 
 def _outcome(call, arg):

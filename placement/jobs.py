@@ -48,6 +48,7 @@ from models.webhooks import (
     JOB_CANCELLED, JOB_COMPLETED, JOB_FAILED, JOB_REJECTED, WebhookDelivery, WebhookSubscription,
 )
 from models.webhooks import ORDER_CANCELLED as ORDER_CANCELLED_EVENT
+from observability import tracing
 
 jobs, job_events, orders = Job.__table__, JobEvent.__table__, Order.__table__
 order_items, deliveries, subscriptions = OrderItem.__table__, WebhookDelivery.__table__, WebhookSubscription.__table__
@@ -368,7 +369,7 @@ def _accept_statement():
 
 
 _SUBMITTED = ("id", "customer_id", "status", "source", "requested_items", "attempts", "cart_status",
-              "idempotency_key", "request_fingerprint", "callback_url")
+              "idempotency_key", "request_fingerprint", "callback_url", "traceparent")
 _ACCEPT = _accept_statement()
 
 
@@ -388,6 +389,7 @@ def submit(session: Session, customer_id: int, items: list[dict] | None, idempot
         idempotency_key=idempotency_key,
         request_fingerprint=fingerprint(customer_id, items, callback_url) if idempotency_key else None,
         callback_url=callback_url,
+        traceparent=tracing.traceparent(),
     )
     inserted = session.connection().execute(
         _ACCEPT, {**values, "detail": {"source": source}}
@@ -413,7 +415,7 @@ def cancel_order(session: Session, order: Order) -> Submission:
         raise NotAllowed(f"Order {order.id} is {order.status}; only an Ordered order can be cancelled")
     statement = pg_insert(Job).values(
         customer_id=order.customer_id, status=QUEUED, kind=KIND_CANCEL, cancels_order_id=order.id,
-        source=SOURCE_BODY, attempts=0, cart_status=CART_NOT_NEEDED,
+        source=SOURCE_BODY, attempts=0, cart_status=CART_NOT_NEEDED, traceparent=tracing.traceparent(),
     ).on_conflict_do_nothing(index_elements=[Job.cancels_order_id]).returning(Job)
     job = session.scalars(statement).one_or_none()
     if job is None:  # another request created it a moment ago
@@ -453,7 +455,8 @@ def replay(session: Session, job: Job) -> Submission:
     if existing is not None:
         return Submission(existing, created=False)
     clone = Job(customer_id=job.customer_id, status=QUEUED, source=job.source, requested_items=job.requested_items,
-                attempts=0, cart_status=CART_NOT_NEEDED, replay_of=job.id, callback_url=job.callback_url)
+                attempts=0, cart_status=CART_NOT_NEEDED, replay_of=job.id, callback_url=job.callback_url,
+                traceparent=tracing.traceparent())
     session.add(clone)
     session.flush()
     events.record(session, clone.id, "accepted", QUEUED, 0, {"replay_of": str(job.id)})

@@ -1,4 +1,4 @@
-"""Worker start-up and shutdown: logging, schema, metrics endpoint, the sweeper."""
+"""Worker start-up and shutdown: logging, tracing, schema, metrics endpoint, the sweeper."""
 from __future__ import annotations
 
 import logging
@@ -8,7 +8,7 @@ from celery import signals
 from prometheus_client import start_http_server
 
 import migrations
-from observability import logs, metrics
+from observability import logs, metrics, tracing
 from settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,7 @@ def _prepare(**_):
     """Fail fast on bad configuration and bring the schema up to date before taking work."""
     from tasks.runtime import get_runtime
 
+    tracing.setup(get_settings(), "orders-worker")  # before the engine and the peer pools are made
     runtime = get_runtime()
     runtime.db.require_reachable()
     if runtime.settings.auto_migrate:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 
-from observability import logs, metrics
+from observability import logs, metrics, tracing
 from placement.batch import place
 from tasks import app
 from tasks.dispatch import PLACE_ORDERS, busy, idle, wake_after, wake_another
@@ -42,8 +42,11 @@ def place_orders(self, *_earlier) -> dict[str, str]:
         except Exception as exc:  # whatever the transport raised: the event is only for Flower
             log.debug("step event %s not sent: %s", step, exc)
 
-    def claimed(count: int) -> None:
-        if count >= runtime.limits.batch_size:
+    spans = tracing.JobSpans()
+
+    def claimed(batch) -> None:
+        spans.claimed(batch)
+        if len(batch) >= runtime.limits.batch_size:
             wake_another()  # there may be more due jobs: let another execution take them meanwhile
 
     outcomes, stop_at, flag_up = {}, time.monotonic() + WORK_SECONDS, True
@@ -52,7 +55,7 @@ def place_orders(self, *_earlier) -> dict[str, str]:
             ctx.on_claimed = claimed
             while True:
                 placed = place(ctx, self.request.id, runtime.limits, runtime.policy)
-                _report(placed)
+                _report(placed, spans)
                 outcomes.update(placed)
                 if placed:
                     busy()
@@ -70,20 +73,23 @@ def place_orders(self, *_earlier) -> dict[str, str]:
         metrics.job_retries.labels("database").inc()
         log.warning("execution could not run (%s); retrying in %.1fs", exc, delay, exc_info=True)
         raise self.retry(countdown=delay, exc=exc) from None
+    finally:
+        spans.close()
     wake_after(outcome.retry_in for outcome in outcomes.values() if outcome.retry_in is not None)
     return {str(job_id): outcome.status for job_id, outcome in outcomes.items()}
 
 
-def _report(outcomes) -> None:
-    """Metrics and one log line per job, stamped with its id."""
+def _report(outcomes, spans: tracing.JobSpans) -> None:
+    """Metrics and one log line per job, stamped with its id (and, in the job's span, its trace's)."""
     for job_id, outcome in outcomes.items():
         token = logs.job_id.set(str(job_id))
         try:
-            if outcome.age is not None:
-                metrics.jobs_finished.labels(outcome.status, outcome.code or "").inc()
-                metrics.job_completion.labels(outcome.status).observe(outcome.age)
-            if outcome.retry_in is not None:
-                metrics.job_retries.labels(outcome.code or "cart_update").inc()
-            log.info("job %s is %s%s", job_id, outcome.status, f" ({outcome.code})" if outcome.code else "")
+            with spans.finish(job_id, outcome.status, outcome.code):
+                if outcome.age is not None:
+                    metrics.jobs_finished.labels(outcome.status, outcome.code or "").inc()
+                    metrics.job_completion.labels(outcome.status).observe(outcome.age)
+                if outcome.retry_in is not None:
+                    metrics.job_retries.labels(outcome.code or "cart_update").inc()
+                log.info("job %s is %s%s", job_id, outcome.status, f" ({outcome.code})" if outcome.code else "")
         finally:
             logs.job_id.reset(token)

@@ -22,6 +22,7 @@ from models.db import Database
 from models.jobs import CART_PENDING, COMPLETED, PROCESSING, QUEUED, RETRYING, Job
 from models.locks import SWEEPER_LOCK_KEY, TRY_LOCK
 from models.webhooks import PENDING, WebhookDelivery
+from observability import tracing
 from tasks.dispatch import enqueue_deliveries, wake_another
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,8 @@ class SweeperThread(threading.Thread):
     def run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                sweep(self.db, self.dispatch_deadline)
+                with tracing.untraced():
+                    sweep(self.db, self.dispatch_deadline)
             except Exception:  # an outage must not kill the loop; the next tick tries again
                 log.exception("sweep failed")
 

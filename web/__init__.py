@@ -9,7 +9,7 @@ from flask import Flask
 
 import migrations
 from models.db import Database
-from observability import logs
+from observability import logs, tracing
 from settings import Settings, get_settings
 from web import (
     auth, commands, converters, customers, docs, errors, health, jobs, limits, metrics, observe, orders, webhooks,
@@ -26,7 +26,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     """Build the API for `settings` (default: the environment)."""
     settings = settings or get_settings()
     logs.configure(settings.log_level)
+    tracing.setup(settings, "orders-api")  # before the database's engine: its SQL is traced
     app = Flask(__name__)
+    tracing.instrument_app(app)
     app.config.update(
         API_TITLE="Order service",
         API_VERSION="1.0.0",

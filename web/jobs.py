@@ -28,7 +28,7 @@ _jobs = Job.__table__
 _JOB_VIEW = select(
     _jobs.c.id, _jobs.c.customer_id, _jobs.c.kind, _jobs.c.cancels_order_id, _jobs.c.replay_of, _jobs.c.status,
     Job.order_id.expression.label("order_id"), _jobs.c.error, _jobs.c.attempts, _jobs.c.callback_url, _jobs.c.task_id,
-    _jobs.c.created_at, _jobs.c.updated_at, _jobs.c.next_run_at,
+    _jobs.c.traceparent, _jobs.c.created_at, _jobs.c.updated_at, _jobs.c.next_run_at,
 ).where(_jobs.c.id == bindparam("id"))
 
 ETAG = {"description": "The job's version: send it back in If-None-Match to get 304 while it is unchanged",

@@ -4,6 +4,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from models.jobs import STATUSES
 from models.orders import ORDER_STATUSES
 from models.webhooks import DELIVERY_STATUSES, EVENT_TYPES
+from observability import tracing
 from placement.items import INT32_MAX
 from webhooks.urls import MAX_LENGTH as URL_MAX, URL_PATTERN, UnsafeUrl, check_destination, check_form, check_pattern
 
@@ -94,6 +95,9 @@ class JobSchema(Schema):
     callback_url = fields.String(allow_none=True)
     task_id = fields.String(allow_none=True, metadata={
         "description": "The Celery task (see Flower) of the execution that last handled the job"})
+    trace_id = fields.Function(lambda job: tracing.trace_id(job.traceparent), metadata={
+        "type": "string", "nullable": True,
+        "description": "The OpenTelemetry trace of the submission (null when tracing is off)"})
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
 

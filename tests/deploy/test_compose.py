@@ -55,3 +55,18 @@ def test_docker_compose_itself_accepts_the_file():
     result = subprocess.run([binary, "config", "-q"], cwd=ROOT, capture_output=True, text=True,
                             env={"POSTGRES_PASSWORD": "check", "FLOWER_BASIC_AUTH": "ops:check", "JWT_SECRET": "c" * 32, "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
+
+
+def test_the_tracing_profile_runs_a_collector_that_sends_to_a_trace_viewer():
+    """The services' OTLP endpoint is the collector's, whose traces pipeline exports to Jaeger."""
+    services = COMPOSE["services"]
+    collector, jaeger = services["otel-collector"], services["jaeger"]
+    assert collector["profiles"] == ["tracing"] and jaeger["profiles"] == ["tracing"]
+    source, target = collector["volumes"][0].split(":")[:2]
+    assert collector["command"] == [f"--config={target}"]
+    config = yaml.safe_load((ROOT / source).read_text())
+    assert config["service"]["pipelines"]["traces"]["exporters"] == ["otlp"]
+    assert config["exporters"]["otlp"]["endpoint"].split(":")[0] == "jaeger"
+    http = config["receivers"]["otlp"]["protocols"]["http"]["endpoint"]
+    assert services["web"]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"].endswith(
+        f"otel-collector:{http.split(':')[1]}}}")

@@ -34,8 +34,9 @@ WAKE_UP_PENDING = "orders:wake-up-pending"
 # Long enough to cover the moment between a publish and its execution's start, and one batch; when
 # it lapses (a lost message, a dead execution) the next submission simply publishes again.
 FLAG_TTL_MS = 3000
-# Retry wake-ups are rounded up to this step (seconds), so jobs retrying at nearly the same time share one.
-COUNTDOWN_STEP = 0.25
+# Retry wake-ups are rounded up to whole seconds, so jobs retrying at nearly the same time share one,
+# and because RabbitMQ's delayed delivery counts whole seconds (kombu refuses a countdown under one).
+COUNTDOWN_STEP = 1.0
 
 
 @lru_cache(maxsize=1)

@@ -55,3 +55,18 @@ def test_docker_compose_itself_accepts_the_file():
     result = subprocess.run([binary, "config", "-q"], cwd=ROOT, capture_output=True, text=True,
                             env={"POSTGRES_PASSWORD": "check", "FLOWER_BASIC_AUTH": "ops:check", "JWT_SECRET": "c" * 32, "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
+
+
+def test_the_cluster_profile_is_three_nodes_that_find_each_other_with_one_cookie():
+    nodes = {name: svc for name, svc in COMPOSE["services"].items() if "rabbitmq-cluster" in svc.get("profiles", [])}
+    assert sorted(nodes) == ["rabbitmq1", "rabbitmq2", "rabbitmq3"]
+    config = (ROOT / "rabbitmq" / "cluster.conf").read_text()
+    assert "cluster_formation.peer_discovery_backend = classic_config" in config
+    for name, node in nodes.items():
+        assert node["hostname"] == name
+        assert f"= rabbit@{name}\n" in config  # each node is in the discovery list under its node name
+        assert node["environment"]["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"] == "-setcookie ${RABBITMQ_ERLANG_COOKIE:-}"
+        assert node["environment"]["RABBITMQ_CTL_ERL_ARGS"] == "-setcookie ${RABBITMQ_ERLANG_COOKIE:-}"
+        data, mount = next(v.split(":")[:2] for v in node["volumes"] if v.endswith("/var/lib/rabbitmq"))
+        assert data == f"{name}data" and data in COMPOSE["volumes"]  # each node keeps its own data
+        assert "./rabbitmq/cluster.conf:/etc/rabbitmq/conf.d/20-cluster.conf:ro" in node["volumes"]

@@ -78,7 +78,8 @@ class Node:
         self.ctl("wait", "--timeout", "180", str(self.dir / "mnesia" / f"{self.name}.pid"), timeout=200)
 
     def stop(self) -> None:
-        """Stop the node, Erlang VM and all (as a machine going down does, minus the lost socket buffers)."""
+        """Stop the node, Erlang VM and all: a clean shutdown that closes its clients' connections (a machine
+        that dies leaves them to time out instead)."""
         self.ctl("stop")
 
 

@@ -33,6 +33,11 @@ else:
     task_default_queue_type = "quorum"
     task_default_exchange_type = "topic"
     worker_detect_quorum_queues = True
+    # When a cluster node stops, the worker reconnects to the next node of its failover list at once,
+    # before the cluster has deleted its exclusive pidbox queue on the stopped node: that declare fails
+    # with a channel error (405 RESOURCE_LOCKED), which without this ends the worker instead of
+    # retrying the connection a moment later.
+    broker_channel_error_retry = True
 # A publish that cannot reach the broker gives up fast: the job is already in PostgreSQL
 # and the sweeper dispatches it once the broker is back.
 task_publish_retry = True

@@ -3,9 +3,11 @@
     python -m bench.chaos                      # full run: 2,000 orders, 32 clients, Redis, 2 workers
     python -m bench.chaos --broker rabbitmq    # the same against RabbitMQ (a vhost of its own)
     python -m bench.chaos --workers 4          # with 4 worker processes
+    python -m bench.chaos --broker rabbitmq-cluster   # a 3-node RabbitMQ cluster; a node is stopped and started
 
 It starts its own stack through `devstack.stack.Stack` (a fresh database, its own broker — a
-Redis restarted without persistence, or a RabbitMQ vhost whose connections are cut — the
+Redis restarted without persistence, a RabbitMQ vhost whose connections are cut, or a 3-node
+RabbitMQ cluster of its own (`devstack.cluster`) one of whose nodes is stopped and started — the
 reference peers, the API under gunicorn and --workers worker processes), drives it, heals the faults,
 waits for every job to end and checks the invariants from PostgreSQL and the
 peers' own state. Exit status 0 only when no invariant is broken.
@@ -26,6 +28,7 @@ import requests
 from sqlalchemy import create_engine, text
 
 from devstack.brokers import BROKERS
+from devstack.cluster import RabbitCluster
 from devstack.stack import Stack
 from devstack.tokens import token
 
@@ -66,11 +69,15 @@ class Run:
         self.cancel_answers: dict[int, set] = {}
         self.lock = threading.Lock()
         self.stack: Stack | None = None
+        self.cluster: RabbitCluster | None = None
         self.exited: set[str] = set()
 
     # -- the stack -------------------------------------------------------------------------
     def start(self) -> None:
-        self.stack = Stack(self.log_dir, broker=self.args.broker, settings=CHAOS_SETTINGS)
+        broker = self.args.broker
+        if broker == RabbitCluster.kind:
+            self.cluster = broker = RabbitCluster(self.log_dir)
+        self.stack = Stack(self.log_dir, broker=broker, settings=CHAOS_SETTINGS)
         self.stack.start(workers=self.args.workers, concurrency=self.args.concurrency)
         self.broker, self.database_url = self.stack.broker, self.stack.database_url
         self.peers_url, self.api_url, self.workers = self.stack.peers_url, self.stack.api_url, self.stack.workers
@@ -82,9 +89,13 @@ class Run:
                       timeout=10).raise_for_status()
 
     def stop(self) -> None:
-        """Stop whatever `start` got to start, the broker (a RabbitMQ vhost) and the database included."""
-        if self.stack is not None:
-            self.stack.stop()
+        """Stop whatever `start` got to start, the broker (a RabbitMQ vhost or cluster) and the database included."""
+        try:
+            if self.stack is not None:
+                self.stack.stop()
+        finally:
+            if self.cluster is not None:
+                self.cluster.stop()
 
     def set_faults(self, **faults) -> None:
         requests.put(f"{self.peers_url}/admin/faults", json=faults, timeout=10).raise_for_status()
@@ -271,7 +282,16 @@ class Run:
             "units_sold_hot": {str(p): sold.get(p, 0) for p in HOT_PRODUCTS},
             "faults_injected": {**stats.get("faults", {}), **self.faults},
             "worker_exits": len(self.exited),
+            **(self._cluster_report() if self.cluster is not None else {}),
         }
+
+    def _cluster_report(self) -> dict:
+        """After the node stopped mid-run is back: every node runs, every quorum queue has a member on each."""
+        members = self.cluster.queue_members()
+        return {"cluster_nodes_running": len(self.cluster.running_nodes()),
+                "quorum_queue_members": {queue: len(nodes) for queue, nodes in members.items()},
+                "quorum_queues_short_of_members": sum(1 for nodes in members.values()
+                                                      if len(nodes) < len(self.cluster.nodes))}
 
 
 # A failed job is one too: the faults are transient, and a job retries them until its deadline (30 minutes).
@@ -279,7 +299,7 @@ VIOLATIONS = ("failed", "jobs_stuck", "duplicate_orders", "idempotency_keys_with
               "completed_without_order", "orders_without_items", "units_oversold", "inventory_mismatches",
               "failed_jobs_with_net_stock_effect", "pending_ledger_rows", "cart_status_mismatches",
               "non_202_answers", "cancellations_unfinished", "cancel_requests_with_other_answers",
-              "cancelled_orders_with_stock_out", "worker_exits")
+              "cancelled_orders_with_stock_out", "worker_exits", "quorum_queues_short_of_members")
 
 
 def run(args) -> dict:
@@ -296,7 +316,7 @@ def run(args) -> dict:
         chaos.stop()
     report["load_seconds"] = round(load_seconds, 1)
     report["settle_seconds"] = round(settle_seconds, 1)
-    report["violations"] = {name: report[name] for name in VIOLATIONS if report[name]}
+    report["violations"] = {name: report[name] for name in VIOLATIONS if report.get(name)}
     report["logs"] = str(chaos.log_dir)
     return report
 
@@ -308,8 +328,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="worker processes")
     p.add_argument("--concurrency", type=int, default=8, help="threads per worker")
     p.add_argument("--kills", type=int, default=3, help="worker SIGKILLs")
-    p.add_argument("--broker", choices=BROKERS, default="redis")
-    p.add_argument("--broker-outages", type=int, default=1, help="Redis restarts, or RabbitMQ connections cut")
+    p.add_argument("--broker", choices=(*BROKERS, RabbitCluster.kind), default="redis")
+    p.add_argument("--broker-outages", type=int, default=1,
+                   help="Redis restarts, RabbitMQ connections cut, or a cluster node stopped and started")
     p.add_argument("--cancels", type=int, default=50, help="orders cancelled (each asked twice) while faults are on")
     p.add_argument("--hot-stock", type=int, default=600, help="units of each of the 5 hot products")
     p.add_argument("--chaos-interval", type=float, default=6.0, help="seconds between faults")

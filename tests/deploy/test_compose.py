@@ -70,3 +70,18 @@ def test_the_tracing_profile_runs_a_collector_that_sends_to_a_trace_viewer():
     http = config["receivers"]["otlp"]["protocols"]["http"]["endpoint"]
     assert services["web"]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"].endswith(
         f"otel-collector:{http.split(':')[1]}}}")
+
+
+def test_the_cluster_profile_is_three_nodes_that_find_each_other_with_one_cookie():
+    nodes = {name: svc for name, svc in COMPOSE["services"].items() if "rabbitmq-cluster" in svc.get("profiles", [])}
+    assert sorted(nodes) == ["rabbitmq1", "rabbitmq2", "rabbitmq3"]
+    config = (ROOT / "rabbitmq" / "cluster.conf").read_text()
+    assert "cluster_formation.peer_discovery_backend = classic_config" in config
+    for name, node in nodes.items():
+        assert node["hostname"] == name
+        assert f"= rabbit@{name}\n" in config  # each node is in the discovery list under its node name
+        assert node["environment"]["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"] == "-setcookie ${RABBITMQ_ERLANG_COOKIE:-}"
+        assert node["environment"]["RABBITMQ_CTL_ERL_ARGS"] == "-setcookie ${RABBITMQ_ERLANG_COOKIE:-}"
+        data, mount = next(v.split(":")[:2] for v in node["volumes"] if v.endswith("/var/lib/rabbitmq"))
+        assert data == f"{name}data" and data in COMPOSE["volumes"]  # each node keeps its own data
+        assert "./rabbitmq/cluster.conf:/etc/rabbitmq/conf.d/20-cluster.conf:ro" in node["volumes"]

@@ -69,7 +69,8 @@ def place_orders(self, *_earlier) -> dict[str, str]:
                 else:
                     break
     except Exception as exc:  # the database itself failed: its jobs come back to this task id
-        delay = runtime.policy.delay(self.request.retries + 1)
+        # Whole seconds at least: RabbitMQ's delayed delivery refuses a countdown under one.
+        delay = max(1.0, runtime.policy.delay(self.request.retries + 1))
         metrics.job_retries.labels("database").inc()
         log.warning("execution could not run (%s); retrying in %.1fs", exc, delay, exc_info=True)
         raise self.retry(countdown=delay, exc=exc) from None

@@ -1,7 +1,11 @@
 """Fixtures shared by every test layer."""
 import os
 
+import pytest
+
+from devstack import stack as procs
 from devstack.brokers import BROKERS
+from devstack.services import DEFAULT_DATABASE_URL
 
 # Unit tests build Settings from explicit dicts; these only satisfy imports that read the environment.
 os.environ.setdefault("DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
@@ -28,3 +32,12 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("broker_kind", kinds, scope="session")
     if "own_broker_kind" in metafunc.fixturenames:
         metafunc.parametrize("own_broker_kind", kinds)
+
+
+@pytest.fixture(scope="module")
+def database_url():
+    """A fresh, empty database of the module's own on the test PostgreSQL, dropped after it."""
+    base = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    url = procs.create_database(base)
+    yield url
+    procs.drop_database(base, url)

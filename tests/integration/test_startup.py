@@ -6,7 +6,6 @@ import subprocess
 import pytest
 
 from devstack import stack as procs
-from devstack.services import DEFAULT_DATABASE_URL
 
 ROOT = procs.ROOT
 COMMANDS = {
@@ -25,17 +24,9 @@ def _run(command: str, database_url: str) -> subprocess.CompletedProcess:
     return subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
 
 
-@pytest.fixture(scope="module")
-def database():
-    base = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
-    url = procs.create_database(base)
-    yield url
-    procs.drop_database(base, url)
-
-
 @pytest.mark.parametrize("scheme", ["postgresql", "postgres", "postgresql+psycopg2"])
-def test_each_usual_form_of_the_database_url_works(database, scheme):
-    url = scheme + "://" + database.split("://", 1)[1]
+def test_each_usual_form_of_the_database_url_works(database_url, scheme):
+    url = scheme + "://" + database_url.split("://", 1)[1]
 
     result = _run(COMMANDS["cli"], url)
 

@@ -3,29 +3,18 @@ the module's own, migrated by the app) and a Redis of its own (the rate limit's)
 the HTTP contract in milliseconds. Jobs are put in the state a test needs straight in PostgreSQL."""
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
-from devstack import stack as procs
 from devstack.brokers import RedisBroker
-from devstack.services import DEFAULT_DATABASE_URL
 from models import Base
 from settings import Settings
 from web import create_app
 
 LOGS = Path(__file__).resolve().parents[2] / "test-artifacts" / "logs" / "web"
-
-
-@pytest.fixture(scope="module")
-def database_url():
-    base = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
-    url = procs.create_database(base)
-    yield url
-    procs.drop_database(base, url)
 
 
 @pytest.fixture(scope="module")

@@ -126,10 +126,17 @@ def test_one_trace_holds_the_submission_the_execution_its_peer_calls_and_sql(tra
                 and _attr(span, "http.request.method", "http.method") == "PUT"
                 and "/carts/7" in (_attr(span, "url.full", "http.url") or "")]
 
+    def execution_spans(spans):
+        return [span for service, span in spans if service == "orders-worker"
+                and span.kind == Span.SPAN_KIND_CONSUMER and span.name.endswith("orders.place")
+                and any(link.span_id == post.span_id for link in span.links)]
+
     post = receiver.wait_for(post_span)
     assert post is not None, "the API's server span never arrived"
     assert receiver.wait_for(job_span) is not None, "the job's placement span never arrived"
     assert receiver.wait_for(closed_cart), "the cart's closing call never arrived"
+    # The execution's span ends last (it claims again before it stops) and is exported after it ends.
+    assert receiver.wait_for(execution_spans), "the execution's span never arrived"
     spans = receiver.wait_for(lambda spans: spans)
     worker = [span for service, span in spans if service == "orders-worker"]
     api_spans = [span for service, span in spans if service == "orders-api"]
@@ -144,8 +151,7 @@ def test_one_trace_holds_the_submission_the_execution_its_peer_calls_and_sql(tra
 
     # The execution: the Celery task's span, woken by that publish (traceparent in the task's headers),
     # linked to the submission's span, whose job stored it.
-    executions = [span for span in worker if span.kind == Span.SPAN_KIND_CONSUMER and span.name.endswith("orders.place")
-                  and any(link.span_id == post.span_id for link in span.links)]
+    executions = execution_spans(spans)
     assert len(executions) == 1, [span.name for span in worker]
     execution = executions[0]
     link = next(link for link in execution.links if link.span_id == post.span_id)

@@ -1,11 +1,16 @@
 """Fixtures shared by every test layer."""
 import os
+from pathlib import Path
 
 import pytest
 
 from devstack import stack as procs
 from devstack.brokers import BROKERS
 from devstack.services import DEFAULT_DATABASE_URL
+
+TESTS = Path(__file__).parent
+# The folders whose tests need the live stack (subprocesses: gunicorn, a celery worker, the peers, a broker).
+LIVE = ("live", "chaos", "postman", "bench")
 
 # Unit tests build Settings from explicit dicts; these only satisfy imports that read the environment.
 os.environ.setdefault("DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
@@ -18,10 +23,17 @@ def pytest_addoption(parser):
                           f"{', '.join(BROKERS)})")
 
 
+def pytest_collection_modifyitems(items):
+    """Mark every test of a live-stack folder `live`: `pytest -m "not live"` runs the rest, the inner loop."""
+    for item in items:
+        if item.path.is_relative_to(TESTS) and item.path.relative_to(TESTS).parts[0] in LIVE:
+            item.add_marker(pytest.mark.live)
+
+
 def pytest_generate_tests(metafunc):
     """Tests on a live stack run once per broker.
 
-    `broker_kind` (the shared stack of tests/integration) has session scope: pytest
+    `broker_kind` (the shared stack of tests/live) has session scope: pytest
     runs all tests of one broker, then tears that stack down before starting the
     next. `own_broker_kind` (a test that starts a stack of its own, the chaos run)
     has function scope, so such tests run first, before any shared stack holds

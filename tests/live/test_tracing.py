@@ -15,7 +15,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from devstack.stack import Stack
 from devstack.tokens import token
-from tests.integration.conftest import LOGS, Api
+from tests.live.conftest import LOGS, Api
 
 
 class OtlpReceiver:

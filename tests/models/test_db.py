@@ -1,6 +1,7 @@
-"""Units of work outside an explicit transaction: an execution's connection, and autocommit sessions."""
+"""Units of work outside an explicit transaction: an execution's connection, and autocommit sessions, on a
+PostgreSQL database of the module's own."""
 import pytest
-from sqlalchemy import column, select, table, text
+from sqlalchemy import column, create_engine, select, table, text
 from sqlalchemy.exc import ProgrammingError
 
 from models.db import Database, transaction
@@ -10,11 +11,19 @@ SCRATCH = table("db_test_scratch", column("n"))
 
 
 @pytest.fixture()
-def database(stack_env, engine):
+def engine(database_url):
+    """Another client of the module's database (tests/conftest.py), to see what a unit of work committed."""
+    engine = create_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture()
+def database(database_url, engine):
     with engine.begin() as connection:
         connection.execute(text("CREATE TABLE IF NOT EXISTS db_test_scratch (n int)"))
         connection.execute(text("TRUNCATE db_test_scratch"))
-    database = Database(stack_env["database_url"], pool_size=2)
+    database = Database(database_url, pool_size=2)
     yield database
     database.dispose()
     with engine.begin() as connection:

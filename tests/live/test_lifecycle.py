@@ -1,4 +1,5 @@
-"""Beyond the seed: cancelling orders and jobs, the timeline, replaying failed jobs."""
+"""Beyond the seed, on the live stack: cancelling orders and jobs, the timeline, replaying failed jobs.
+(Who may cancel or replay what, and how often: tests/web/test_jobs.py.)"""
 import time
 
 from devstack.tokens import token
@@ -42,13 +43,6 @@ def test_a_job_cancelled_before_it_starts_never_takes_stock(api, peers, stack_en
     assert _events(api, f"/jobs/{job_id}/events") == ["accepted", "cancelled"]
 
 
-def test_a_started_job_cannot_be_cancelled(api):
-    job_id = api.submit(64, ITEMS).json()["job_id"]
-    api.wait(job_id)
-    response = api.post(f"/jobs/{job_id}/cancel")
-    assert response.status_code == 409 and response.json()["code"] == 409
-
-
 def test_the_timeline_tells_what_happened_step_by_step(api, peers):
     peers.faults(error_rate=1.0, scope="products")
     job_id = api.submit(65, ITEMS).json()["job_id"]
@@ -72,14 +66,10 @@ def test_an_admin_replays_a_failed_job(api, peers):
     assert api.wait(failed_id, timeout=60)["status"] == "failed"
     peers.faults(error_rate=0)
 
-    customer = api.as_(token(66, admin=False))
-    assert customer.post(f"/jobs/{failed_id}/retry").status_code == 403
     replayed = api.post(f"/jobs/{failed_id}/retry")
-    same = api.post(f"/jobs/{failed_id}/retry")
     job = api.wait(replayed.json()["job_id"])
 
-    assert replayed.status_code == 202 and same.json()["job_id"] == replayed.json()["job_id"]
+    assert replayed.status_code == 202
     assert job["status"] == "completed" and job["replay_of"] == failed_id
     assert api.get(f"/jobs/{failed_id}").json()["status"] == "failed"
-    assert api.post(f"/jobs/{job['job_id']}/retry").status_code == 409
     assert peers.product(12)["quantity"] == 1000 - 4

@@ -1,33 +1,14 @@
-"""What operators read: request ids, logs that follow one order, Prometheus metrics from API and worker."""
-import json
-import re
-import subprocess
-import sys
+"""What operators read on the live stack: logs that follow one order from the API through the worker,
+Prometheus metrics summed over gunicorn's processes and the worker's own. (Request ids, the metrics'
+format and JSON logs: tests/web and tests/observability.)"""
 import time
 
 import requests
-from prometheus_client.parser import text_string_to_metric_families
+
+from tests.prometheus import samples as _samples
+from tests.prometheus import value as _value
 
 ITEM = [{"product_id": 2, "quantity": 1}]
-
-
-def _samples(text):
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
-
-
-def _value(samples, name, **labels):
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-def test_request_ids_are_honoured_or_made_up_and_returned(api):
-    mine = api.get("/healthz", headers={"X-Request-ID": "client-abc.1"})
-    made_up = api.get("/healthz")
-    hostile = api.get("/healthz", headers={"X-Request-ID": "bad id <script>" + "x" * 200})
-
-    assert mine.headers["X-Request-ID"] == "client-abc.1"
-    assert re.fullmatch(r"[0-9a-f]{32}", made_up.headers["X-Request-ID"])
-    assert re.fullmatch(r"[0-9a-f]{32}", hostile.headers["X-Request-ID"])
 
 
 def test_one_order_can_be_followed_from_the_api_log_through_the_worker_log(api, api_server, worker):
@@ -77,10 +58,3 @@ def test_the_worker_counts_outcomes_and_completion_time(api, stack_env, peers):
     assert delta("orders_jobs_finished_total", status="rejected", code="unknown_product") == 1
     assert delta("orders_job_completion_seconds_count", status="completed") == 1
 
-
-def test_json_logs_are_one_object_per_line_with_the_correlation_ids():
-    script = ("import logging; from observability import logs; logs.configure('INFO', 'json');"
-              "logs.job_id.set('j-1'); logging.getLogger('x').info('hello %s', 'world')")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    line = json.loads(result.stderr.strip())
-    assert line["message"] == "hello world" and line["job_id"] == "j-1" and line["level"] == "INFO"

@@ -1,5 +1,6 @@
 """With RabbitMQ as the broker: orders go through a durable quorum queue, publishes are confirmed,
-countdowns wait in the broker. (The Redis pass skips these; every other test runs on both.)"""
+countdowns wait in the broker, readiness checks it. (The Redis pass skips these; every other test runs on
+both.)"""
 import time
 
 import psutil
@@ -55,3 +56,10 @@ def test_a_countdown_waits_in_the_broker_not_in_a_worker(api, publish, rabbitmq)
     assert sum(queue["messages"] for queue in delayed.values()) == 1, queues
     assert {queue["type"] for queue in delayed.values()} == {"quorum"}
     assert queues["celery"]["messages"] == 0
+
+
+def test_readiness_checks_rabbitmq_as_the_broker(api, rabbitmq):
+    """(Readiness with Redis as the broker: tests/web/test_health.py.)"""
+    ready = api.get("/readyz")
+
+    assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "broker": "ok"}

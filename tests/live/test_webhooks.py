@@ -1,4 +1,5 @@
-"""Webhooks end to end: a real receiver on loopback, signatures checked the way a client would."""
+"""Webhooks end to end: a real receiver on loopback, signatures checked the way a client would.
+(Callback URLs and subscriptions as the API takes them: tests/web/test_webhooks.py.)"""
 from __future__ import annotations
 
 import hashlib
@@ -10,9 +11,7 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from devstack import stack as procs
 from devstack.stack import TEST_WEBHOOK_SECRET
-from devstack.tokens import token
 
 ITEMS = [{"product_id": 21, "quantity": 2}]
 
@@ -143,9 +142,6 @@ def test_a_delivery_whose_wake_up_was_lost_is_sent_by_the_sweeper(api, receiver,
 
 
 def test_subscriptions_hear_every_job_of_their_event_types(api, receiver):
-    customer = api.as_(token(80, admin=False))
-    assert customer.post("/webhooks/subscriptions", json={"url": receiver.url, "events": ["job.rejected"]}
-                         ).status_code == 403
     created = api.post("/webhooks/subscriptions", json={"url": receiver.url, "events": ["job.rejected"],
                                                         "description": "support"})
     subscription = created.json()
@@ -153,61 +149,11 @@ def test_subscriptions_hear_every_job_of_their_event_types(api, receiver):
     rejected = api.submit(81, [{"product_id": 22, "quantity": 5000}]).json()["job_id"]
     event = verified(receiver.wait_for(1)[0])
 
-    assert created.status_code == 201 and subscription["events"] == ["job.rejected"] and subscription["active"]
+    assert created.status_code == 201
     assert event["type"] == "job.rejected" and event["data"]["job"]["job_id"] == rejected
-    assert api.get("/webhooks/subscriptions").json()["subscriptions"] == [subscription]
-    assert customer.get(f"/jobs/{rejected}/webhooks").status_code == 404  # someone else's job
-    own = api.as_(token(81, admin=False)).get(f"/jobs/{rejected}/webhooks").json()["deliveries"]
-    assert own == []  # an admin's subscription is not the customer's business
     assert len(api.get(f"/jobs/{rejected}/webhooks").json()["deliveries"]) == 1
 
     assert api.http.delete(f"{api.url}/webhooks/subscriptions/{subscription['id']}").status_code == 204
-    assert api.get(f"/webhooks/subscriptions/{subscription['id']}").status_code == 404
     api.wait(api.submit(82, [{"product_id": 22, "quantity": 5000}]).json()["job_id"])
     time.sleep(1)
     assert len(receiver.received) == 1
-
-
-@pytest.mark.parametrize("url", ["ftp://example.com/hook", "http://user:secret@example.com/hook", "not a url",
-                                 "http:///nohost", "", "https://" + "a" * 2050 + ".com/"])
-def test_unusable_callback_urls_are_refused(api, url):
-    response = api.post("/orders/83", json={"items": ITEMS, "callback_url": url})
-
-    assert response.status_code == 422
-    assert "callback_url" in response.json()["errors"]["json"]
-
-
-def test_an_idempotent_retry_must_name_the_same_callback(api, receiver):
-    first = api.post("/orders/84", json={"items": ITEMS, "callback_url": receiver.url},
-                     headers={"Idempotency-Key": "hook-1"})
-    same = api.post("/orders/84", json={"items": ITEMS, "callback_url": receiver.url},
-                    headers={"Idempotency-Key": "hook-1"})
-    other = api.post("/orders/84", json={"items": ITEMS, "callback_url": receiver.url + "/other"},
-                     headers={"Idempotency-Key": "hook-1"})
-
-    assert first.status_code == same.status_code == 202 and same.json()["job_id"] == first.json()["job_id"]
-    assert other.status_code == 409
-
-
-@pytest.fixture(scope="module")
-def guarded_api(stack_env):
-    """An API as deployed: private and loopback callback addresses refused."""
-    port = procs.free_port()
-    env = {**stack_env["env"], "WEBHOOK_ALLOW_PRIVATE": "false"}
-    proc = procs.start_api(port, env, procs.ROOT / "test-artifacts" / "logs" / "guarded")
-    yield f"http://127.0.0.1:{port}"
-    proc.stop()
-
-
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8080/hook", "http://localhost/hook", "http://10.1.2.3/hook",
-                                 "http://169.254.169.254/latest/meta-data", "http://[::1]/hook",
-                                 "http://[::ffff:192.168.0.1]/hook", "http://0.0.0.0/hook"])
-def test_callbacks_to_internal_addresses_are_refused(api, guarded_api, url):
-    guarded = api.as_(token())
-    guarded.url = guarded_api
-
-    submitted = guarded.post("/orders/85", json={"items": ITEMS, "callback_url": url})
-    subscribed = guarded.post("/webhooks/subscriptions", json={"url": url, "events": ["job.completed"]})
-
-    assert submitted.status_code == 422 and "not a public address" in str(submitted.json()["errors"])
-    assert subscribed.status_code == 422 and "not a public address" in subscribed.json()["message"]

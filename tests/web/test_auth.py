@@ -1,15 +1,20 @@
-"""Token checks: signature, algorithm, expiry, audience, issuer, and what the claims grant."""
+"""Token checks: signature, algorithm, expiry, audience, issuer, and what the claims grant; and through
+the app: 401 with a challenge without a good token, each customer confined to its own orders and jobs,
+health, docs and metrics open to anyone."""
 import base64
 import hashlib
 import hmac
 import json
 import time
+import uuid
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from devstack import tokens
+from devstack.tokens import TEST_JWT_SECRET
 from settings import Settings
 from web.auth import ADMIN_SCOPE, TokenVerifier, mint
 
@@ -101,3 +106,52 @@ def _hs256_by_hand(payload, key):
     signing_input = part({"alg": "HS256", "typ": "JWT"}) + b"." + part(payload)
     signature = base64.urlsafe_b64encode(hmac.new(key, signing_input, hashlib.sha256).digest()).rstrip(b"=")
     return (signing_input + b"." + signature).decode()
+
+
+ITEM = [{"product_id": 1, "quantity": 1}]
+
+
+def test_two_customers_cannot_touch_each_others_orders_or_jobs(api, orders):
+    alice, bob = api.as_(tokens.token(101, admin=False)), api.as_(tokens.token(102, admin=False))
+    job_id, order_id = orders.place(101)
+
+    assert alice.get(f"/jobs/{job_id}").get_json()["order_id"] == order_id
+    assert bob.get(f"/jobs/{job_id}").status_code == 404
+    assert bob.get(f"/orders/{order_id}").status_code == 404
+    assert bob.get("/customers/101/orders").status_code == 404
+    assert bob.submit(101, ITEM).status_code == 403
+    assert bob.get("/orders").get_json()["orders"] == []
+    assert bob.get("/orders", query_string={"customer_id": 101}).get_json()["orders"] == []
+    assert [o["id"] for o in alice.get("/orders").get_json()["orders"]] == [order_id]
+    assert alice.get(f"/orders/{order_id}").status_code == 200
+    assert api.get(f"/orders/{order_id}").status_code == 200  # the admin token sees everything
+
+
+def _bearer(claims, key=TEST_JWT_SECRET, algorithm="HS256"):
+    return jwt.encode({"sub": "101", "exp": int(time.time()) + 60, **claims}, key, algorithm)
+
+
+@pytest.mark.parametrize("header", [
+    None,
+    "Basic b3BzOnB3",
+    "Bearer ",
+    "Bearer garbage",
+    f"Bearer {_bearer({'exp': int(time.time()) - 10})}",
+    f"Bearer {_bearer({}, key='forged-' + 'k' * 60)}",
+    f"Bearer {_bearer({}, key=TEST_JWT_SECRET * 2, algorithm='HS512')}",
+    f"Bearer {jwt.encode({'sub': '101', 'exp': int(time.time()) + 60}, None, 'none')}",
+])
+def test_missing_and_bad_tokens_get_401_with_a_challenge(api, header):
+    caller = api.as_(None)
+    headers = {"Authorization": header} if header else {}
+    for response in (caller.get("/orders", headers=headers), caller.get(f"/jobs/{uuid.uuid4()}", headers=headers),
+                     caller.post("/orders/101", json={"items": ITEM}, headers=headers)):
+        assert response.status_code == 401
+        assert response.headers["WWW-Authenticate"].startswith('Bearer realm="orders"')
+        assert response.get_json()["code"] == 401
+
+
+def test_health_docs_and_metrics_stay_open(api):
+    anonymous = api.as_(None)
+    for path in ("/healthz", "/readyz", "/docs", "/openapi.json", "/metrics"):
+        assert anonymous.get(path).status_code == 200, path

@@ -1,5 +1,5 @@
 """The API through `create_app(...)` and Flask's test client, against a real PostgreSQL (a database of
-the module's own, migrated once) and a Redis of its own (the rate limit's), without a worker:
+the module's own, migrated once) and a Redis of the tests' own (the rate limit's), without a worker:
 the HTTP contract in milliseconds. Jobs and orders are put in the state a test needs straight in
 PostgreSQL, as the worker writes them."""
 from __future__ import annotations
@@ -23,8 +23,9 @@ from web import create_app
 LOGS = Path(__file__).resolve().parents[2] / "test-artifacts" / "logs" / "web"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def redis_url():
+    """One for every module here: starting one takes a third of a second."""
     broker = RedisBroker(LOGS)
     yield broker.url
     broker.stop()

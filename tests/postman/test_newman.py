@@ -1,6 +1,6 @@
 """The Postman collection (`postman/`), run with newman against a live stack.
 
-The stack is the integration tests' one, started here from `devstack.stack`:
+The stack is the live tests' one, started here from `devstack.stack`:
 a fresh PostgreSQL database, a Redis of its own, the reference peers with
 their demo data, the API under gunicorn and a real `celery worker`.
 Process logs land in `test-artifacts/logs/newman/`, newman's JSON report in

@@ -62,7 +62,7 @@ def make_blueprint(settings: Settings, backlog: Backlog) -> Blueprint:
     # template, so they are one OpenAPI path, /orders/{id}, whose id means what each method says.
     @blp.route("/<id:id>")
     class OrderResource(MethodView):
-        @blp.arguments(request_schema, required=False)
+        @blp.arguments(request_schema(), required=False)
         @blp.response(202, JobAcceptedSchema, headers=ACCEPTED_HEADERS)
         @blp.alt_response(422, description="Invalid body or Idempotency-Key")
         @blp.alt_response(409, description="An Idempotency-Key already used for another request (another body, "
@@ -105,7 +105,7 @@ def make_blueprint(settings: Settings, backlog: Backlog) -> Blueprint:
 
     @blp.route("")
     class OrderList(MethodView):
-        @blp.arguments(OrderQuerySchema, location="query")
+        @blp.arguments(OrderQuerySchema(), location="query")
         @blp.response(200, OrderListSchema)
         @blp.paginate()
         @blp.doc(**links.documented("listOrders"))

@@ -42,7 +42,7 @@ class Subscriptions(MethodView):
         query = select(WebhookSubscription).where(WebhookSubscription.active)
         return {"subscriptions": page_of(query, WebhookSubscription.id, pagination_parameters)}
 
-    @blp.arguments(WebhookSubscriptionSchema)
+    @blp.arguments(WebhookSubscriptionSchema())
     @blp.response(201, WebhookSubscriptionSchema)
     @blp.alt_response(422, description="Malformed or refused URL (not public), unknown event type, "
                                         "or webhooks not enabled")
@@ -81,7 +81,7 @@ class SubscriptionById(MethodView):
 
 @blp.route("/deliveries")
 class Deliveries(MethodView):
-    @blp.arguments(WebhookDeliveryQuerySchema, location="query")
+    @blp.arguments(WebhookDeliveryQuerySchema(), location="query")
     @blp.response(200, WebhookDeliveryListSchema)
     @blp.paginate()
     @blp.doc(**links.documented("listDeliveries"))

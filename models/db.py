@@ -12,12 +12,13 @@ client-side: no round trip.
 """
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
-from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.locks import UNLOCK_EVERYTHING
@@ -28,6 +29,8 @@ AUTOCOMMIT = "AUTOCOMMIT"
 # libpq waits for a TCP connection as long as the OS does (minutes) unless told otherwise: a server
 # that does not answer must fail a start-up, a request (503) or a task (retried) within seconds.
 CONNECT_TIMEOUT_SECONDS = 5
+# A pooled connection that has rested this long is pinged before use (see `_ping_if_rested`).
+PING_AFTER_IDLE_SECONDS = 1.0
 
 
 class Database:
@@ -48,8 +51,11 @@ class Database:
         connect_args = {} if in_url else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
         if self.lock_timeout is not None:
             connect_args["options"] = f"-c lock_timeout={int(self.lock_timeout * 1000)}"
-        return create_engine(self.url, pool_size=self.pool_size, max_overflow=self.pool_size,
-                             pool_pre_ping=True, pool_recycle=1800, connect_args=connect_args)
+        engine = create_engine(self.url, pool_size=self.pool_size, max_overflow=self.pool_size,
+                               pool_recycle=1800, connect_args=connect_args)
+        event.listen(engine, "checkin", _note_rest)
+        event.listen(engine, "checkout", _ping_if_rested(engine.dialect))
+        return engine
 
     def require_reachable(self) -> None:
         """Connect once at start-up: a server that cannot be reached then is a wrong DATABASE_URL
@@ -108,6 +114,32 @@ class Database:
             engine.dispose()
         self._engine.forget()
         self._factories.forget()
+
+
+def _note_rest(_dbapi_connection, record) -> None:
+    record.info["rests_since"] = time.monotonic()
+
+
+def _ping_if_rested(dialect):
+    """A checkout listener: ping a connection that rested in the pool for a while; a dead one is replaced at once.
+
+    `pool_pre_ping` pings on every checkout: under load that is one more round trip per
+    request, for connections used a few milliseconds ago. Here only a connection that rested
+    past `PING_AFTER_IDLE_SECONDS` is pinged (after a quiet spell, a PostgreSQL restart, a
+    network cut). A busy one that the server dropped fails its statement instead; SQLAlchemy
+    then invalidates the whole pool (its optimistic disconnect handling), so one request per
+    process sees the outage as a 503 (web.errors) and the next ones reconnect. Raising
+    `DisconnectionError` from the checkout event is SQLAlchemy's documented way to have the pool
+    replace the connection and try again.
+    """
+    def ping(dbapi_connection, record, _proxy) -> None:
+        if time.monotonic() - record.info.get("rests_since", float("inf")) < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError(f"connection dropped while it rested in the pool: {exc}") from exc
+    return ping
 
 
 def first_line(exc: DBAPIError) -> str:

@@ -1,9 +1,10 @@
-"""Units of work outside an explicit transaction: an execution's connection, and autocommit sessions, on a
-PostgreSQL database of the module's own."""
+"""Units of work outside an explicit transaction: an execution's connection, and autocommit sessions;
+pooled connections that the server dropped. On a PostgreSQL database of the module's own."""
 import pytest
 from sqlalchemy import column, create_engine, select, table, text
-from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.exc import DBAPIError, ProgrammingError
 
+from models import db
 from models.db import Database, transaction
 from models.locks import LOCK_ALL, TRY_LOCK, UNLOCK_EVERYTHING, product_key
 
@@ -73,3 +74,36 @@ def test_an_autocommit_session_sees_each_commit_and_commits_each_write(database,
         assert session.execute(select(SCRATCH.c.n)).all() == [(3,)]  # no snapshot held between reads
         session.execute(SCRATCH.insert().values(n=4))
         assert _count(engine) == 2  # written without a commit
+
+
+def _backend(connection) -> int:
+    return connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+
+
+def _terminate(engine, pids) -> None:
+    with engine.connect() as other:
+        for pid in pids:
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+
+def test_a_pooled_connection_dropped_while_it_rested_is_replaced_before_use(database, engine, monkeypatch):
+    with database.connection() as connection:
+        dropped = _backend(connection)
+    _terminate(engine, [dropped])
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.0)  # as if it had rested a while
+
+    with database.connection() as connection:
+        assert _backend(connection) != dropped  # no error: pinged, found dead, replaced
+
+
+def test_a_connection_used_a_moment_ago_is_not_pinged_and_its_drop_renews_the_whole_pool(database, engine):
+    with database.connection() as first, database.connection() as second:
+        dropped = {_backend(first), _backend(second)}
+    _terminate(engine, dropped)
+
+    with pytest.raises(DBAPIError) as failed, database.connection() as connection:
+        _backend(connection)  # rested for less than PING_AFTER_IDLE_SECONDS: used as it is
+    assert failed.value.connection_invalidated
+
+    with database.connection() as first, database.connection() as second:
+        assert {_backend(first), _backend(second)}.isdisjoint(dropped)  # the other dead one went too

@@ -25,18 +25,23 @@ class PeerHttp:
     def __init__(self, name: str, base_url: str, timeout: float, pool_size: int):
         self.name = name
         self.base_url = base_url.rstrip("/")
+        # The pool is the peer's host; each request names only the path (a PoolManager would work
+        # out which host's pool a URL belongs to on every call).
+        self.base_path = urllib3.util.parse_url(self.base_url).path or ""
         self.timeout = timeout
         self.pool_size = pool_size
         self._pool = ProcessLocal(self._new_pool)
 
-    def _new_pool(self) -> urllib3.PoolManager:
-        ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        return urllib3.PoolManager(num_pools=2, maxsize=self.pool_size, block=False, retries=False,
-                                   timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout),
-                                   ca_certs=ca_bundle)
+    def _new_pool(self) -> urllib3.HTTPConnectionPool:
+        options = {}
+        if self.base_url.startswith("https:"):
+            options["ca_certs"] = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        return urllib3.connection_from_url(self.base_url, maxsize=self.pool_size, block=False, retries=False,
+                                           timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout),
+                                           **options)
 
     @property
-    def pool(self) -> urllib3.PoolManager:
+    def pool(self) -> urllib3.HTTPConnectionPool:
         """The connection pool of this process (rebuilt after a fork)."""
         return self._pool.get()
 
@@ -44,7 +49,7 @@ class PeerHttp:
         """Send one request; return a 2xx response or raise the matching PeerError."""
         write = method != "GET"
         try:
-            response = self.pool.request(method, f"{self.base_url}{path}", json=json, headers=headers)
+            response = self.pool.request(method, f"{self.base_path}{path}", json=json, headers=headers)
         except NewConnectionError as exc:  # refused or unresolvable: it never reached the peer
             raise TransientPeerError(f"{self.name} unreachable: {exc.__class__.__name__}", peer=self.name) from exc
         except TimeoutError as exc:

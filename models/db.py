@@ -85,6 +85,10 @@ class Database:
         that is a single statement: a read sees what is committed, as under READ COMMITTED."""
         return self._factories.get()[1]()
 
+    def autocommit_connection(self) -> Connection:
+        """A new connection whose statements each commit on their own; the caller closes it."""
+        return self.engine.connect().execution_options(isolation_level=AUTOCOMMIT)
+
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One short unit of work: commit on success, roll back on error, always close."""

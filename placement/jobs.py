@@ -373,9 +373,10 @@ _SUBMITTED = ("id", "customer_id", "status", "source", "requested_items", "attem
 _ACCEPT = _accept_statement()
 
 
-def submit(session: Session, customer_id: int, items: list[dict] | None, idempotency_key: str | None,
+def submit(connection: Connection, customer_id: int, items: list[dict] | None, idempotency_key: str | None,
            callback_url: str | None = None) -> Submission:
-    """Insert the job (or find the one this key already made); the caller commits."""
+    """Insert the job (or find the one this key already made), in one statement that commits on its
+    own on an autocommit connection."""
     items = normalize(items) if items is not None else None
     source = SOURCE_BODY if items is not None else SOURCE_CART
     values = dict(
@@ -391,12 +392,11 @@ def submit(session: Session, customer_id: int, items: list[dict] | None, idempot
         callback_url=callback_url,
         traceparent=tracing.traceparent(),
     )
-    inserted = session.connection().execute(
-        _ACCEPT, {**values, "detail": {"source": source}}
-    ).scalar()
+    inserted = connection.execute(_ACCEPT, {**values, "detail": {"source": source}}).scalar()
     if inserted is not None:
         return Submission(Job(**values), created=True)
-    existing = session.scalars(select(Job).where(Job.idempotency_key == idempotency_key)).one()
+    with Session(connection) as session:
+        existing = session.scalars(select(Job).where(Job.idempotency_key == idempotency_key)).one()
     if existing.request_fingerprint != values["request_fingerprint"]:
         raise IdempotencyConflict(idempotency_key)
     return Submission(existing, created=False)

@@ -11,7 +11,7 @@ from web.polling import retry_after_header
 def accepted(result: Submission):
     """Commit (the job is now visible), wake an execution for a new job, answer 202 + Location, and
     while the job is unfinished, Retry-After: when polling it may find something new."""
-    db.session.commit()
+    db.commit()
     job = result.job
     if result.created:
         wake()

@@ -11,6 +11,7 @@ import time
 from sqlalchemy import func, select
 
 from models.jobs import UNFINISHED, Job
+from web.extensions import db
 
 _COUNT = select(func.count()).select_from(Job).where(Job.status.in_(UNFINISHED))
 
@@ -22,10 +23,11 @@ class Backlog:
         self.ttl = ttl
         self._count, self._read_at = 0, float("-inf")
 
-    def count(self, session) -> int:
-        """The latest count (two threads may both refresh it at once: harmless, both read the truth)."""
+    def count(self) -> int:
+        """The latest count, read in the current request when stale (two threads may both refresh it at
+        once: harmless, both read the truth)."""
         now = time.monotonic()
         if now - self._read_at > self.ttl:
-            self._count = session.scalar(_COUNT)
+            self._count = db.scalar(_COUNT)
             self._read_at = now
         return self._count

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Flask, current_app, g, request
 from flask_smorest import Api
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from models.db import Database
@@ -15,8 +16,10 @@ class RequestSessions:
     """One SQLAlchemy session per request: opened on first use, closed at teardown.
 
     Views commit; nothing else does. A session left uncommitted is rolled back.
-    GET and HEAD only read, and a view that declares `single_statement()` writes
-    with one statement: theirs runs in autocommit (`Database.autocommit_session`).
+    GET and HEAD only read: their session runs in autocommit
+    (`Database.autocommit_session`). A view whose write is one statement, atomic on
+    its own, takes `connection` instead: a Core connection in autocommit, with no
+    session and no BEGIN or COMMIT around the statement.
     """
 
     def init_app(self, app: Flask, database: Database) -> None:
@@ -33,17 +36,28 @@ class RequestSessions:
         """The current request's session."""
         if "db_session" not in g:
             database = self.database
-            autocommit = request.method in READ_ONLY or g.get("db_single_statement", False)
-            g.db_session = database.autocommit_session() if autocommit else database.session()
+            g.db_session = (database.autocommit_session() if request.method in READ_ONLY
+                            else database.session())
         return g.db_session
 
+    @property
+    def connection(self) -> Connection:
+        """The current request's connection in autocommit: each statement commits on its own."""
+        if "db_connection" not in g:
+            g.db_connection = self.database.autocommit_connection()
+        return g.db_connection
+
+    def scalar(self, statement):
+        """One read on what the request already holds: its connection if it took one, else its session."""
+        connection = g.get("db_connection")
+        return (connection if connection is not None else self.session).scalar(statement)
+
     @staticmethod
-    def single_statement() -> None:
-        """Declare, before its first query, that this request changes the database with one statement
-        at most (atomic on its own), so its session can skip the BEGIN and COMMIT round trips."""
-        if "db_session" in g:
-            raise RuntimeError("single_statement() must come before the request's first query")
-        g.db_single_statement = True
+    def commit() -> None:
+        """Commit the request's session, if it opened one (its connection's statements already are)."""
+        session = g.get("db_session")
+        if session is not None:
+            session.commit()
 
     @staticmethod
     def release() -> None:
@@ -58,6 +72,9 @@ class RequestSessions:
         session = g.pop("db_session", None)
         if session is not None:
             session.close()
+        connection = g.pop("db_connection", None)
+        if connection is not None:
+            connection.close()
 
 
 db = RequestSessions()

@@ -79,9 +79,9 @@ class BackPressure:
     def __init__(self, limit: int, backlog: Backlog):
         self.limit, self.backlog = limit, backlog
 
-    def check(self, session) -> None:
+    def check(self) -> None:
         """503 with Retry-After when the backlog is over the limit."""
-        count = self.backlog.count(session)
+        count = self.backlog.count()
         if count >= self.limit:
             abort(503, message=f"{count} orders are still being processed; try again shortly",
                   headers={"Retry-After": "5"})

@@ -84,11 +84,10 @@ def make_blueprint(settings: Settings, backlog: Backlog) -> Blueprint:
             key = request.headers.get("Idempotency-Key")
             if key is not None and not _SAFE_KEY.fullmatch(key):
                 abort(422, message=f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters")
-            db.single_statement()  # the job and its first event are one INSERT (submissions._ACCEPT)
-            session = db.session
-            back_pressure.check(session)
+            back_pressure.check()
             try:
-                result = submit(session, customer_id, body.get("items"), key, body.get("callback_url"))
+                # The job and its first event are one INSERT (placement.jobs._ACCEPT): no transaction.
+                result = submit(db.connection, customer_id, body.get("items"), key, body.get("callback_url"))
             except IdempotencyConflict:
                 abort(409, message="This Idempotency-Key was already used with a different request")
             answer = accepted(result)

@@ -15,7 +15,6 @@ from flask import current_app
 from werkzeug.http import parse_dict_header
 
 from models.jobs import QUEUED, RETRYING, TERMINAL
-from web.extensions import db
 
 # The longest a request may be held (Prefer: wait=N with a larger N waits this long).
 MAX_WAIT = 30
@@ -54,7 +53,7 @@ def retry_after_header(status: str, next_run_at: datetime | None) -> dict:
     due_in = None
     if status == RETRYING and isinstance(next_run_at, datetime):
         due_in = (next_run_at - datetime.now(timezone.utc)).total_seconds()
-    backlog = current_app.extensions["backlog"].count(db.session) if status == QUEUED else 0
+    backlog = current_app.extensions["backlog"].count() if status == QUEUED else 0
     seconds = retry_after(status, due_in, backlog)
     return {} if seconds is None else {"Retry-After": str(seconds)}
 

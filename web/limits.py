@@ -1,32 +1,25 @@
-"""Abuse control: a per-client rate limit (the `limits` library on Redis) and back-pressure on submissions.
+"""Abuse control: a per-client rate limit (counted in Redis by every API process together) and
+back-pressure on submissions.
 
-A client is its customer id when authenticated, else its address. When the
-limit's Redis is unreachable, requests are let through: a Redis outage must not
-stop orders being accepted (they are safe in PostgreSQL).
-
-The service needs one limit per client, so it calls `limits` directly: one
-Redis round trip per request. Flask-Limiter (built on the same library) spent
-more CPU per request resolving which of its many limit kinds applied than the
-count itself cost.
+A client is its customer id when authenticated, else its address. The counts
+live in `web.window_counts`: no Redis round trip per request. When the limit's
+Redis is unreachable each process goes on counting on its own: a Redis outage
+must not stop orders being accepted (they are safe in PostgreSQL).
 """
 from __future__ import annotations
 
-import logging
-import time
+import math
 
 from flask import Flask, g, request
 from flask_smorest import abort
-from limits import parse, storage, strategies
-from limits.errors import StorageError
+from limits import parse
+
 from process_local import ProcessLocal
 from settings import Settings
 from web.backlog import Backlog
+from web.window_counts import WindowCounts
 
-log = logging.getLogger(__name__)
 KEY_PREFIX = "orders-ratelimit"
-# A Redis that hangs must not hold requests: the limit gives up and lets them through. Its errors,
-# whatever the client library raised, arrive as limits' StorageError.
-STORAGE_OPTIONS = {"socket_timeout": 1.0, "socket_connect_timeout": 1.0, "wrap_exceptions": True}
 
 
 def _client_key() -> str:
@@ -37,35 +30,27 @@ def _client_key() -> str:
 
 
 class RateLimit:
-    """`RATE_LIMIT` per client in fixed windows, counted in Redis by every API process together."""
+    """`RATE_LIMIT` per client in fixed windows."""
 
     def __init__(self, settings: Settings, exempt_blueprints=()):
         self.item = parse(settings.rate_limit)
-        self.uri = settings.redis_url
         self.exempt = {blueprint.name for blueprint in exempt_blueprints}
-        # Made by one thread: `limits` imports its Redis client lazily, and two threads at once can
-        # see it half-done.
-        self._counter = ProcessLocal(lambda: strategies.FixedWindowRateLimiter(
-            storage.storage_from_string(self.uri, **STORAGE_OPTIONS)))
+        # Built in the process that counts (it runs a thread and holds a Redis pool).
+        self._counts = ProcessLocal(lambda: WindowCounts(settings.redis_url, self.item.amount,
+                                                          self.item.get_expiry(), KEY_PREFIX))
 
     @property
-    def counter(self) -> strategies.FixedWindowRateLimiter:
-        """This process's counter (its Redis pool is made after any fork, never inherited)."""
-        return self._counter.get()
+    def counts(self) -> WindowCounts:
+        """This process's counts."""
+        return self._counts.get()
 
     def check(self) -> None:
         """Count this request against its client; 429 with Retry-After once the window is spent."""
         if request.endpoint is None or request.blueprint in self.exempt:
             return
-        key = _client_key()
-        try:
-            if self.counter.hit(self.item, KEY_PREFIX, key):
-                return
-            retry_after = max(1, int(self.counter.get_window_stats(self.item, KEY_PREFIX, key).reset_time - time.time()))
-        except StorageError as exc:
-            log.warning("rate limit not counted, its Redis is unreachable: %s", exc)
-            return
-        abort(429, message=f"Rate limit exceeded: {self.item}", headers={"Retry-After": str(retry_after)})
+        wait = self.counts.hit(_client_key())
+        if wait is not None:
+            abort(429, message=f"Rate limit exceeded: {self.item}", headers={"Retry-After": str(max(1, math.ceil(wait)))})
 
 
 def init_app(app: Flask, settings: Settings, exempt_blueprints=()) -> None:

@@ -155,14 +155,15 @@ class Stack(procs.Stack):
         with self.engine.connect() as connection:
             return connection.execute(text(sql), params).all()
 
-    def completion_times(self) -> list[tuple[float, float]]:
-        """(created, completed) epoch seconds of each completed job. Completed is when the job's
-        timeline first shows it completed (what a client polling it sees), not its last update: a
-        cart order's job is updated again when its cart is closed, after it completed."""
+    def completion_times(self, since: float = 0.0) -> list[tuple[float, float]]:
+        """(created, completed) epoch seconds of each completed job created since `since`. Completed is
+        when the job's timeline first shows it completed (what a client polling it sees), not its last
+        update: a cart order's job is updated again when its cart is closed, after it completed."""
         return [(float(created), float(done)) for created, done in self.rows(
             "SELECT extract(epoch FROM j.created_at), extract(epoch FROM coalesce(min(e.at), j.updated_at))"
             " FROM jobs j LEFT JOIN job_events e ON e.job_id = j.id AND e.status = 'completed'"
-            " WHERE j.status = 'completed' GROUP BY j.id ORDER BY j.created_at")]
+            " WHERE j.status = 'completed' AND j.created_at >= to_timestamp(:since)"
+            " GROUP BY j.id ORDER BY j.created_at", since=since)]
 
     def wait_until_settled(self, expected_jobs: int, timeout: float, progress=None) -> dict:
         """Wait until `expected_jobs` jobs exist, none is unfinished and no cart is still to be closed

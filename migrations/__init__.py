@@ -10,6 +10,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, text
 
+from models.db import TRANSACTION
 from models.locks import MIGRATION_LOCK_KEY
 
 HERE = Path(__file__).resolve().parent
@@ -25,7 +26,7 @@ def alembic_config() -> Config:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to `revision`, serialised across processes by an advisory lock."""
     config = alembic_config()
-    with engine.connect() as connection:
+    with engine.connect().execution_options(isolation_level=TRANSACTION) as connection:
         connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         connection.commit()
         try:

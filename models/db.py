@@ -3,12 +3,22 @@
 A connection pool must never cross a fork (gunicorn workers, Celery's prefork
 pool): `Database` builds its engine in the process that uses it
 (`process_local`). Transaction modes go through SQLAlchemy's documented
-`isolation_level` execution option on that one engine: sessions that only read
-or write one statement run in AUTOCOMMIT (no BEGIN and COMMIT round trips
-around a statement that is atomic on its own); a task execution holds one
-AUTOCOMMIT connection and opens a real transaction on it where several
-statements must commit together (`transaction`). With psycopg2 the switch is
-client-side: no round trip.
+`isolation_level` option on that one engine. Its connections are in
+AUTOCOMMIT: reads, and writes that are one statement (atomic on its own), need
+no BEGIN and COMMIT around them; most of the service's statements are such.
+A unit of work of several statements asks for a transaction (`TRANSACTION`):
+sessions from `session()` and `transaction()`, and `transaction(connection)` on
+the connection a task execution holds.
+
+Why AUTOCOMMIT is the engine's default rather than a mode switched to: psycopg2
+leaves autocommit with a `SET default_transaction_isolation` round trip, and
+SQLAlchemy puts a switched connection back to the default as it returns it to
+the pool. With READ COMMITTED as the default, every autocommit request paid that
+round trip, and when PostgreSQL went away between a request's commit and its
+end, the failed reset escaped from `close()` (a committed submission answered
+500) and the connection never went back to the pool (SQLAlchemy's checkin runs
+its resets before returning the connection, outside its error handling). A
+switch into AUTOCOMMIT is client-side in psycopg2: it cannot fail that way.
 """
 from __future__ import annotations
 
@@ -26,6 +36,7 @@ from process_local import ProcessLocal
 from settings import ConfigError
 
 AUTOCOMMIT = "AUTOCOMMIT"
+TRANSACTION = "READ COMMITTED"
 # libpq waits for a TCP connection as long as the OS does (minutes) unless told otherwise: a server
 # that does not answer must fail a start-up, a request (503) or a task (retried) within seconds.
 CONNECT_TIMEOUT_SECONDS = 5
@@ -52,7 +63,7 @@ class Database:
         if self.lock_timeout is not None:
             connect_args["options"] = f"-c lock_timeout={int(self.lock_timeout * 1000)}"
         engine = create_engine(self.url, pool_size=self.pool_size, max_overflow=self.pool_size,
-                               pool_recycle=1800, connect_args=connect_args)
+                               isolation_level=AUTOCOMMIT, pool_recycle=1800, connect_args=connect_args)
         event.listen(engine, "checkin", _note_rest)
         event.listen(engine, "checkout", _ping_if_rested(engine.dialect))
         return engine
@@ -68,8 +79,8 @@ class Database:
 
     def _create_factories(self) -> tuple[sessionmaker[Session], sessionmaker[Session]]:
         engine = self.engine
-        return (sessionmaker(engine, expire_on_commit=False),
-                sessionmaker(engine.execution_options(isolation_level=AUTOCOMMIT), expire_on_commit=False))
+        return (sessionmaker(engine.execution_options(isolation_level=TRANSACTION), expire_on_commit=False),
+                sessionmaker(engine, expire_on_commit=False))
 
     @property
     def engine(self) -> Engine:
@@ -77,7 +88,7 @@ class Database:
         return self._engine.get()
 
     def session(self) -> Session:
-        """A new session; the caller owns its lifetime."""
+        """A new session in transactions (READ COMMITTED); the caller owns its lifetime."""
         return self._factories.get()[0]()
 
     def autocommit_session(self) -> Session:
@@ -87,7 +98,7 @@ class Database:
 
     def autocommit_connection(self) -> Connection:
         """A new connection whose statements each commit on their own; the caller closes it."""
-        return self.engine.connect().execution_options(isolation_level=AUTOCOMMIT)
+        return self.engine.connect()
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -101,7 +112,6 @@ class Database:
         statement commits alone; `transaction(connection)` groups several. Every advisory lock it
         took is released before it goes back to the pool (and with it, if the process dies)."""
         with self.engine.connect() as connection:
-            connection.execution_options(isolation_level=AUTOCOMMIT)
             try:
                 yield connection
             finally:
@@ -157,7 +167,7 @@ def transaction(connection: Connection) -> Iterator[Connection]:
     """A transaction on an AUTOCOMMIT connection the caller holds: commit on success, roll back on
     error, and back to AUTOCOMMIT after."""
     connection.commit()  # closes SQLAlchemy's own bookkeeping of the autocommit statements before
-    connection.execution_options(isolation_level=connection.default_isolation_level)
+    connection.execution_options(isolation_level=TRANSACTION)
     try:
         with connection.begin():
             yield connection

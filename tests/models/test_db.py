@@ -107,3 +107,25 @@ def test_a_connection_used_a_moment_ago_is_not_pinged_and_its_drop_renews_the_wh
 
     with database.connection() as first, database.connection() as second:
         assert {_backend(first), _backend(second)}.isdisjoint(dropped)  # the other dead one went too
+
+
+def test_connections_whose_server_went_away_go_back_without_error_and_the_pool_keeps_its_size(database, engine):
+    def take_all():  # pool_size 2 + overflow 2
+        return [database.autocommit_connection() for _ in range(4)]
+
+    for connection in (held := take_all()):  # once round the pool first: given back once already
+        connection.execute(SCRATCH.insert().values(n=1))
+        connection.close()
+    held = take_all()
+    _terminate(engine, [_backend(connection) for connection in held])
+    for connection in held:
+        connection.close()  # nothing to reset on the way back, so nothing to fail
+
+    with pytest.raises(DBAPIError), database.connection() as connection:
+        _backend(connection)  # the first use finds them dead...
+    held = take_all()  # ...and every slot works again: none was lost
+    try:
+        assert [connection.execute(select(SCRATCH.c.n)).all() for connection in held] == [[(1,)] * 4] * 4
+    finally:
+        for connection in held:
+            connection.close()

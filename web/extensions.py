@@ -1,14 +1,18 @@
 """Extensions, created unbound and initialised by `create_app`."""
 from __future__ import annotations
 
+import logging
+
 from flask import Flask, current_app, g, request
 from flask_smorest import Api
 from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from models.db import Database
+from models.db import Database, first_line
 
 api = Api()
+log = logging.getLogger(__name__)
 READ_ONLY = frozenset({"GET", "HEAD"})
 
 
@@ -69,12 +73,18 @@ class RequestSessions:
 
     @staticmethod
     def _close(_exc=None) -> None:
-        session = g.pop("db_session", None)
-        if session is not None:
-            session.close()
-        connection = g.pop("db_connection", None)
-        if connection is not None:
-            connection.close()
+        """Close what the request opened, and never raise: its answer is already made. When the
+        server went away meanwhile, ending an open transaction fails; the connection is then
+        invalidated (SQLAlchemy drops it and frees its place in the pool) rather than turning that
+        answer, perhaps a 202 for a committed job, into a 500."""
+        for held in (g.pop("db_session", None), g.pop("db_connection", None)):
+            if held is None:
+                continue
+            try:
+                held.close()
+            except DBAPIError as exc:
+                log.warning("database connection lost at the end of a request: %s", first_line(exc))
+                held.invalidate()
 
 
 db = RequestSessions()

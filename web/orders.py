@@ -84,10 +84,12 @@ def make_blueprint(settings: Settings, backlog: Backlog) -> Blueprint:
             key = request.headers.get("Idempotency-Key")
             if key is not None and not _SAFE_KEY.fullmatch(key):
                 abort(422, message=f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters")
+            # The job and its first event are one INSERT (placement.jobs._ACCEPT): no transaction,
+            # and the backlog is counted on the same connection.
+            connection = db.connection
             back_pressure.check()
             try:
-                # The job and its first event are one INSERT (placement.jobs._ACCEPT): no transaction.
-                result = submit(db.connection, customer_id, body.get("items"), key, body.get("callback_url"))
+                result = submit(connection, customer_id, body.get("items"), key, body.get("callback_url"))
             except IdempotencyConflict:
                 abort(409, message="This Idempotency-Key was already used with a different request")
             answer = accepted(result)

@@ -20,6 +20,7 @@ import argparse
 import json
 import threading
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -40,7 +41,8 @@ class Run:
 
     def __init__(self, args):
         self.args = args
-        self.log_dir = ROOT / "test-artifacts" / "restarts" / time.strftime("%Y%m%d-%H%M%S")
+        # Unique even for runs started in the same second (the test suite runs several at once).
+        self.log_dir = ROOT / "test-artifacts" / "restarts" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         self.answers: Counter = Counter()  # (what was down when the answer came, the answer)
         self.down = "nothing"
         self.accepted: list[str] = []

@@ -34,6 +34,20 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("own_broker_kind", kinds)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist's `--dist loadgroup` (pytest.ini), the tests on one broker's shared stack form
+    one group, which one worker process runs: each broker's stack starts once, as without xdist.
+    Every other test is a unit of its own, handed to whichever worker is free (the largest groups
+    go first, then the rest in collection order: the chaos, restart and bench runs come early)."""
+    if config.getoption("dist", "no") != "loadgroup":
+        return
+    for item in items:
+        params = getattr(item, "callspec", None) and item.callspec.params
+        if params and "broker_kind" in params:
+            item.add_marker(pytest.mark.xdist_group(f"stack-{params['broker_kind']}"))
+
+
 @pytest.fixture(scope="module")
 def database_url():
     """A fresh, empty database of the module's own on the test PostgreSQL, dropped after it."""

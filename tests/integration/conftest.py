@@ -7,6 +7,7 @@ Each test starts from empty tables and the peers' demo data with no faults.
 """
 from __future__ import annotations
 
+import os
 import ssl
 import subprocess
 import sys
@@ -26,7 +27,9 @@ from devstack.tokens import token
 from models import Base
 
 ROOT = Path(__file__).resolve().parents[2]
-LOGS = ROOT / "test-artifacts" / "logs"
+# Each pytest-xdist worker (PYTEST_XDIST_WORKER: gw0, gw1, ...) logs into a folder of its own, so that stacks
+# running at once never write to, or wait for a line in, the same file.
+LOGS = ROOT / "test-artifacts" / "logs" / os.environ.get("PYTEST_XDIST_WORKER", "")
 
 
 class Peers:
@@ -115,7 +118,7 @@ def stack_env(broker):
         raise
     env = stack.env
     yield {"env": env, "broker": broker, "peers": stack.peers, "peers_url": stack.peers_url,
-           "database_url": stack.database_url,
+           "database_url": stack.database_url, "log_dir": LOGS,
            "worker_metrics_url": f"http://127.0.0.1:{env['WORKER_METRICS_PORT']}/metrics", "stack": stack}
     stack.stop()
 

@@ -93,7 +93,7 @@ def strict_api(stack_env):
     """A second API process with a tight rate limit and a tiny backlog allowance."""
     port = procs.free_port()
     env = {**stack_env["env"], "RATE_LIMIT": "5 per minute", "MAX_UNFINISHED_JOBS": "3"}
-    proc = procs.start_api(port, env, procs.ROOT / "test-artifacts" / "logs" / "strict")
+    proc = procs.start_api(port, env, stack_env["log_dir"] / "strict")
     yield f"http://127.0.0.1:{port}"
     proc.stop()
 
@@ -116,7 +116,7 @@ def test_requests_go_through_when_the_rate_limits_redis_is_unreachable(api, stac
     port = procs.free_port()
     env = {**stack_env["env"], "RATE_LIMIT": "2 per minute",
            "RATE_LIMIT_STORAGE_URI": f"redis://127.0.0.1:{procs.free_port()}/0"}  # nobody listens there
-    proc = procs.start_api(port, env, procs.ROOT / "test-artifacts" / "logs" / "limitless")
+    proc = procs.start_api(port, env, stack_env["log_dir"] / "limitless")
     try:
         caller = api.as_(token(203, admin=False))
         caller.url = f"http://127.0.0.1:{port}"

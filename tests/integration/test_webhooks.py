@@ -194,7 +194,7 @@ def guarded_api(stack_env):
     """An API as deployed: private and loopback callback addresses refused."""
     port = procs.free_port()
     env = {**stack_env["env"], "WEBHOOK_ALLOW_PRIVATE": "false"}
-    proc = procs.start_api(port, env, procs.ROOT / "test-artifacts" / "logs" / "guarded")
+    proc = procs.start_api(port, env, stack_env["log_dir"] / "guarded")
     yield f"http://127.0.0.1:{port}"
     proc.stop()
 

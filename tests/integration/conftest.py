@@ -172,6 +172,19 @@ def empty_tables(engine):
 
 
 @pytest.fixture()
+def submitted_an_hour_ago(engine):
+    """`submitted_an_hour_ago(job_id)` moves the job's submission an hour back, past its retry deadline
+    (JOB_RETRY_DEADLINE_SECONDS, 5 s on the test stack): its next failed attempt fails it for good, as one
+    would once the deadline passed. For tests of what follows a failure; waiting the deadline out is
+    test_order_flow's."""
+    def move(job_id: str) -> None:
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE jobs SET created_at = created_at - interval '1 hour' WHERE id = :id"),
+                               {"id": job_id})
+    return move
+
+
+@pytest.fixture()
 def api(api_server, worker, empty_tables, peers):
     """A client of the live API, with a worker running, empty tables and fresh peers."""
     return Api(api_server[0], token())

@@ -20,12 +20,12 @@ run: $(STAMP)
 	  $(BIN)/python -m devstack.run
 
 # Test processes at once (pytest-xdist; 0: one process). Most tests wait on processes, brokers and
-# timers, not on the CPU; the tests on each broker's shared stack stay together in one (tests/conftest.py).
+# timers, not on the CPU; which tests go together, and in which order, is tests/parallel.py's.
 TEST_PROCESSES ?= 4
 
 test: $(STAMP)
 	eval "$$($(BIN)/python -m devstack.services)" && \
-	  $(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist loadgroup $(PYTEST_ARGS)
+	  $(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
 
 migrate: $(STAMP)
 	eval "$$($(BIN)/python -m devstack.services)" && $(BIN)/flask --app web migrate

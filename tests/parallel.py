@@ -6,7 +6,9 @@ two cores well. pytest-xdist hands out units of tests, each to one process, in t
 first test; the order here puts the longest first and the many short ones last, to fill in:
 
 1. the tests on one broker's shared stack (tests/conftest.py, `broker_kind`): one unit per broker,
-   so that each stack starts once, as in a single process;
+   so that each stack starts once, as in a single process; but a module of SEPARATE_STACK_MODULES
+   is a unit of its own, whose process starts a stack of that broker for it: it is long and busy
+   enough to be better off beside the rest than after it;
 2. the tests that start a stack of their own (the chaos, restart, cluster and bench runs, and those
    parametrized by `own_broker_kind`): a unit each, so that they spread over the processes;
 3. every other test: a unit per module, whose module fixtures are then set up once.
@@ -20,6 +22,8 @@ import re
 import pytest
 
 OWN_STACK_FOLDERS = ("chaos", "bench")
+# schemathesis: four runs of 15-20 s of CPU each, which made each broker's unit the last to end.
+SEPARATE_STACK_MODULES = ("test_fuzz.py",)
 
 _JWT = re.compile(r"eyJ[\w-]*\.eyJ[\w-]*\.[\w-]*")
 
@@ -60,7 +64,8 @@ def _unit(item) -> tuple[int, str | None]:
     """The item's rank and group (None: a unit of its own)."""
     params = item.callspec.params if hasattr(item, "callspec") else {}
     if "broker_kind" in params:
-        return 0, f"stack-{params['broker_kind']}"
+        separate = f"-{item.path.stem}" if item.path.name in SEPARATE_STACK_MODULES else ""
+        return 0, f"stack-{params['broker_kind']}{separate}"
     if "own_broker_kind" in params or item.path.parent.name in OWN_STACK_FOLDERS:
         return 1, None
     return 2, item.nodeid.partition("::")[0]

@@ -19,8 +19,13 @@ run: $(STAMP)
 	  export CATALOG_URL=$${CATALOG_URL:-http://127.0.0.1:8090} CART_URL=$${CART_URL:-http://127.0.0.1:8090} && \
 	  $(BIN)/python -m devstack.run
 
+# Test processes at once (pytest-xdist; 0: one process). Most tests wait on processes, brokers and
+# timers, not on the CPU; which tests go together, and in which order, is tests/parallel.py's.
+TEST_PROCESSES ?= 4
+
 test: $(STAMP)
-	eval "$$($(BIN)/python -m devstack.services)" && $(BIN)/python -m pytest $(PYTEST_ARGS)
+	eval "$$($(BIN)/python -m devstack.services)" && \
+	  $(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
 
 migrate: $(STAMP)
 	eval "$$($(BIN)/python -m devstack.services)" && $(BIN)/flask --app web migrate

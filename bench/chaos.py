@@ -4,6 +4,7 @@
     python -m bench.chaos --broker rabbitmq    # the same against RabbitMQ (a vhost of its own)
     python -m bench.chaos --workers 4          # with 4 worker processes
     python -m bench.chaos --broker rabbitmq-cluster   # a 3-node RabbitMQ cluster; a node is stopped and started
+    python -m bench.chaos --own-postgres       # on a PostgreSQL server of its own, not DATABASE_URL's
 
 It starts its own stack through `devstack.stack.Stack` (a fresh database, its own broker — a
 Redis restarted without persistence, a RabbitMQ vhost whose connections are cut, or a 3-node
@@ -29,6 +30,7 @@ from sqlalchemy import create_engine, text
 
 from devstack.brokers import BROKERS
 from devstack.cluster import RabbitCluster
+from devstack.postgres import PrivatePostgres
 from devstack.stack import Stack
 from devstack.tokens import token
 
@@ -62,7 +64,8 @@ class Run:
     def __init__(self, args):
         self.args = args
         self.rng = random.Random(args.seed)
-        self.log_dir = ROOT / "test-artifacts" / "chaos" / time.strftime("%Y%m%d-%H%M%S")
+        # Unique even for runs started in the same second (the test suite runs several at once).
+        self.log_dir = ROOT / "test-artifacts" / "chaos" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         self.faults = Counter()
         self.responses: list[dict] = []
         self.key_answers: dict[str, set] = {}
@@ -70,6 +73,7 @@ class Run:
         self.lock = threading.Lock()
         self.stack: Stack | None = None
         self.cluster: RabbitCluster | None = None
+        self.postgres: PrivatePostgres | None = None
         self.exited: set[str] = set()
 
     # -- the stack -------------------------------------------------------------------------
@@ -78,6 +82,9 @@ class Run:
         if broker == RabbitCluster.kind:
             self.cluster = broker = RabbitCluster(self.log_dir)
         self.stack = Stack(self.log_dir, broker=broker, settings=CHAOS_SETTINGS)
+        if self.args.own_postgres:
+            self.postgres = PrivatePostgres(self.log_dir)
+            self.stack.base_database_url = self.postgres.url
         self.stack.start(workers=self.args.workers, concurrency=self.args.concurrency)
         self.broker, self.database_url = self.stack.broker, self.stack.database_url
         self.peers_url, self.api_url, self.workers = self.stack.peers_url, self.stack.api_url, self.stack.workers
@@ -94,8 +101,12 @@ class Run:
             if self.stack is not None:
                 self.stack.stop()
         finally:
-            if self.cluster is not None:
-                self.cluster.stop()
+            try:
+                if self.cluster is not None:
+                    self.cluster.stop()
+            finally:
+                if self.postgres is not None:
+                    self.postgres.stop()
 
     def set_faults(self, **faults) -> None:
         requests.put(f"{self.peers_url}/admin/faults", json=faults, timeout=10).raise_for_status()
@@ -201,7 +212,7 @@ class Run:
             self._note_exits()
             if unfinished == 0:
                 break
-            time.sleep(1)
+            time.sleep(0.2)
         return time.monotonic() - started
 
     # -- invariants ------------------------------------------------------------------------
@@ -336,6 +347,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--chaos-interval", type=float, default=6.0, help="seconds between faults")
     p.add_argument("--settle-timeout", type=float, default=300.0)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--own-postgres", action="store_true",
+                   help="a PostgreSQL server of the run's own instead of DATABASE_URL's: with 4 workers a run "
+                        "holds some 70 connections, most of a default server's 100")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "chaos.json")
     return p
 

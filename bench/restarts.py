@@ -2,10 +2,11 @@
 
     python -m bench.restarts                                          # Redis restarted 20 times
     python -m bench.restarts --postgres-restarts 3 --redis-restarts 2   # PostgreSQL 3 times, then Redis twice
+    python -m bench.restarts --own-postgres                           # on a PostgreSQL of its own, not DATABASE_URL's
 
 It starts its own stack (a database, a Redis of its own restarted without
 persistence, the reference peers, the API under gunicorn and two worker
-processes; with --postgres-restarts a PostgreSQL server of its own too), keeps
+processes; with --postgres-restarts or --own-postgres a PostgreSQL server of its own too), keeps
 clients submitting orders, restarts PostgreSQL, then Redis, then waits for every
 accepted order to end. Nothing restarts a worker or the API: a worker that exits
 on its own is counted. Exit status 0 only when no worker exited, every accepted
@@ -20,6 +21,7 @@ import argparse
 import json
 import threading
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -40,7 +42,8 @@ class Run:
 
     def __init__(self, args):
         self.args = args
-        self.log_dir = ROOT / "test-artifacts" / "restarts" / time.strftime("%Y%m%d-%H%M%S")
+        # Unique even for runs started in the same second (the test suite runs several at once).
+        self.log_dir = ROOT / "test-artifacts" / "restarts" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         self.answers: Counter = Counter()  # (what was down when the answer came, the answer)
         self.down = "nothing"
         self.accepted: list[str] = []
@@ -54,7 +57,7 @@ class Run:
         # A Redis of the run's own, restarted without persistence; the stack leaves it to the run.
         self.broker = RedisBroker(self.log_dir)
         self.stack = Stack(self.log_dir, broker=self.broker, settings={"RATE_LIMIT": "100000 per second"})
-        if self.args.postgres_restarts:
+        if self.args.postgres_restarts or self.args.own_postgres:
             self.postgres = PrivatePostgres(self.log_dir)
             self.stack.base_database_url = self.postgres.url
         self.stack.start(workers=self.args.workers, concurrency=self.args.concurrency)
@@ -188,6 +191,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--postgres-restarts", type=int, default=0, help="restarts of a PostgreSQL of its own")
     p.add_argument("--postgres-down-seconds", type=float, default=8.0)
+    p.add_argument("--own-postgres", action="store_true",
+                   help="a PostgreSQL server of the run's own even without restarting it, instead of DATABASE_URL's")
     p.add_argument("--redis-restarts", type=int, default=20)
     p.add_argument("--down-seconds", type=float, default=1.0, help="how long each restart keeps Redis down")
     p.add_argument("--interval", type=float, default=2.0, help="seconds of flowing orders between restarts")

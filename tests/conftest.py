@@ -7,6 +7,7 @@ import pytest
 from devstack import stack as procs
 from devstack.brokers import BROKERS
 from devstack.services import DEFAULT_DATABASE_URL
+from tests.parallel import pytest_collection_modifyitems, pytest_make_parametrize_id  # noqa: F401 - hooks
 
 TESTS = Path(__file__).parent
 # The folders whose tests need the live stack (subprocesses: gunicorn, a celery worker, the peers, a broker).

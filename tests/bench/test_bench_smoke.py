@@ -6,11 +6,14 @@ that every invariant held.
 """
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from devstack.postgres import PrivatePostgres
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ("submission", "polling", "e2e", "latency", "seed", "busy_submission", "memory")
@@ -20,8 +23,16 @@ def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+@pytest.fixture()
+def own_postgres(tmp_path):
+    """A PostgreSQL of the run's own: the suite's other stacks share the machine's, and its 100 connections."""
+    server = PrivatePostgres(tmp_path / "postgres")
+    yield server.url
+    server.stop()
+
+
 @pytest.mark.timeout(420)
-def test_every_scenario_reports_numbers_without_errors(tmp_path):
+def test_every_scenario_reports_numbers_without_errors(tmp_path, own_postgres):
     out = tmp_path / "bench.json"
     # Few worker threads: each holds a PostgreSQL connection, and the server may be shared with other runs.
     argv = [sys.executable, "-m", "bench.run",
@@ -29,7 +40,8 @@ def test_every_scenario_reports_numbers_without_errors(tmp_path):
             "--e2e-workers", "1,2", "--latency-orders", "5", "--seed-clients", "1,16", "--seed-duration", "1.5",
             "--busy-latencies", "0,50", "--busy-duration", "1.5", "--memory-orders", "150", "--settle-timeout", "120",
             "--out", str(out), "--log-dir", str(tmp_path / "logs")]
-    run = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=400)
+    run = subprocess.run(argv, cwd=ROOT, env={**os.environ, "DATABASE_URL": own_postgres}, capture_output=True,
+                         text=True, timeout=400)
     assert out.exists(), run.stdout[-3000:] + run.stderr[-3000:]
     report = json.loads(out.read_text())
     scenarios = report["scenarios"]

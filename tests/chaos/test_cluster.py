@@ -16,8 +16,8 @@ pytestmark = pytest.mark.skipif(not cluster.installed(),
 def test_a_cluster_that_loses_a_node_loses_nothing(tmp_path):
     args = chaos.parser().parse_args([
         "--broker", "rabbitmq-cluster", "--orders", "300", "--clients", "32", "--workers", "2", "--kills", "3",
-        "--broker-outages", "1", "--chaos-interval", "2.5", "--hot-stock", "100", "--settle-timeout", "240",
-        "--cancels", "20", "--out", str(tmp_path / "chaos.json"),
+        "--broker-outages", "1", "--chaos-interval", "1", "--hot-stock", "100", "--settle-timeout", "240",
+        "--cancels", "20", "--own-postgres", "--out", str(tmp_path / "chaos.json"),
     ])
 
     report = chaos.run(args)  # starts the cluster once, stops it in a finally

@@ -7,6 +7,7 @@ Each test starts from empty tables and the peers' demo data with no faults.
 """
 from __future__ import annotations
 
+import os
 import ssl
 import subprocess
 import sys
@@ -26,7 +27,9 @@ from devstack.tokens import token
 from models import Base
 
 ROOT = Path(__file__).resolve().parents[2]
-LOGS = ROOT / "test-artifacts" / "logs"
+# Each pytest-xdist worker (PYTEST_XDIST_WORKER: gw0, gw1, ...) logs into a folder of its own, so that stacks
+# running at once never write to, or wait for a line in, the same file.
+LOGS = ROOT / "test-artifacts" / "logs" / os.environ.get("PYTEST_XDIST_WORKER", "")
 
 
 class Peers:
@@ -115,7 +118,7 @@ def stack_env(broker):
         raise
     env = stack.env
     yield {"env": env, "broker": broker, "peers": stack.peers, "peers_url": stack.peers_url,
-           "database_url": stack.database_url,
+           "database_url": stack.database_url, "log_dir": LOGS,
            "worker_metrics_url": f"http://127.0.0.1:{env['WORKER_METRICS_PORT']}/metrics", "stack": stack}
     stack.stop()
 
@@ -169,6 +172,19 @@ def empty_tables(engine):
 
 
 @pytest.fixture()
+def submitted_an_hour_ago(engine):
+    """`submitted_an_hour_ago(job_id)` moves the job's submission an hour back, past its retry deadline
+    (JOB_RETRY_DEADLINE_SECONDS, 5 s on the test stack): its next failed attempt fails it for good, as one
+    would once the deadline passed. For tests of what follows a failure; waiting the deadline out is
+    test_order_flow's."""
+    def move(job_id: str) -> None:
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE jobs SET created_at = created_at - interval '1 hour' WHERE id = :id"),
+                               {"id": job_id})
+    return move
+
+
+@pytest.fixture()
 def api(api_server, worker, empty_tables, peers):
     """A client of the live API, with a worker running, empty tables and fresh peers."""
     return Api(api_server[0], token())
@@ -203,7 +219,8 @@ class Receiver:
         if tls is not None:
             self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.server.server_address[1]}/hooks"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # A short poll: `close` (server.shutdown) waits for it, half a second by default, after every test.
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
     def wait_for(self, count: int, timeout: float = 30) -> list[dict]:

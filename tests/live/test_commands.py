@@ -1,4 +1,5 @@
 """The operator commands, run as an operator would (`flask --app web ...`) against the live stack."""
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +28,8 @@ def test_counts_stuck_jobs_and_redispatch(api, stack_env, engine):
             " now() - interval '1 hour', now() - interval '1 hour') RETURNING id"),
             {"items": '[{"product_id": 2, "quantity": 1}]'}).scalar()
 
-    assert "completed   1" in flask(env, "job-counts") and "queued      1" in flask(env, "job-counts")
+    counts = flask(env, "job-counts")
+    assert "completed   1" in counts and "queued      1" in counts
     assert str(stuck) in flask(env, "stuck-jobs", "--older-than", "600")
     assert str(done) not in flask(env, "stuck-jobs", "--older-than", "0")
     assert "1 stuck job(s) due again" in flask(env, "redispatch", "--older-than", "600")
@@ -44,16 +46,20 @@ def test_migrate_and_seed_demo(api, stack_env, peers):
 
 
 def test_a_running_worker_answers_celery_inspect_ping(stack_env, worker):
-    result = subprocess.run([sys.executable, "-m", "celery", "-A", "tasks", "inspect", "ping", "--timeout", "5"],
+    # Addressed to the worker, the command returns with its answer instead of at the end of its timeout.
+    result = subprocess.run([sys.executable, "-m", "celery", "-A", "tasks", "inspect", "ping", "--timeout", "5",
+                             "--destination", f"worker1@{socket.gethostname()}"],
                             cwd=ROOT, env=stack_env["env"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "worker1@" in result.stdout and "pong" in result.stdout
 
 
-def test_replay_failed_replays_a_window_or_an_error_code_once(api, stack_env, peers, engine):
+def test_replay_failed_replays_a_window_or_an_error_code_once(api, stack_env, peers, engine, submitted_an_hour_ago):
     env = stack_env["env"]
     peers.faults(error_rate=1.0, scope="products")
     failed = [api.submit(53 + i, [{"product_id": 3, "quantity": 1}]).json()["job_id"] for i in range(2)]
+    for job_id in failed:
+        submitted_an_hour_ago(job_id)
     assert all(api.wait(job_id, timeout=60)["status"] == "failed" for job_id in failed)
     peers.faults(error_rate=0)
     with engine.begin() as connection:  # one of them failed yesterday

@@ -1,7 +1,6 @@
 """Flower, on the same broker and behind basic auth, shows the worker and each execution with its jobs."""
 import ast
 import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -9,13 +8,12 @@ import requests
 from devstack import stack as procs
 
 AUTH = ("ops", "flower-test-secret")
-LOGS = Path(__file__).resolve().parents[2] / "test-artifacts" / "logs"
 
 
 @pytest.fixture(scope="module")
 def flower(stack_env, worker):
     port = procs.free_port()
-    proc = procs.start_flower(port, {**stack_env["env"], "FLOWER_BASIC_AUTH": ":".join(AUTH)}, LOGS)
+    proc = procs.start_flower(port, {**stack_env["env"], "FLOWER_BASIC_AUTH": ":".join(AUTH)}, stack_env["log_dir"])
     yield f"http://127.0.0.1:{port}"
     proc.stop()
 

@@ -60,9 +60,10 @@ def test_the_timeline_tells_what_happened_step_by_step(api, peers):
     assert [e["at"] for e in events] == sorted(e["at"] for e in events)
 
 
-def test_an_admin_replays_a_failed_job(api, peers):
+def test_an_admin_replays_a_failed_job(api, peers, submitted_an_hour_ago):
     peers.faults(error_rate=1.0, scope="products")
     failed_id = api.submit(66, ITEMS).json()["job_id"]
+    submitted_an_hour_ago(failed_id)
     assert api.wait(failed_id, timeout=60)["status"] == "failed"
     peers.faults(error_rate=0)
 

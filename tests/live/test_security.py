@@ -28,7 +28,7 @@ def test_with_the_limits_redis_unreachable_orders_still_flow_and_each_process_co
     port = procs.free_port()
     env = {**stack_env["env"], "RATE_LIMIT": "3 per minute",
            "RATE_LIMIT_STORAGE_URI": f"redis://127.0.0.1:{procs.free_port()}/0"}  # nobody listens there
-    proc = procs.start_api(port, env, procs.ROOT / "test-artifacts" / "logs" / "limitless", workers=1)
+    proc = procs.start_api(port, env, stack_env["log_dir"] / "limitless", workers=1)
     try:
         caller = api.as_(token(203, admin=False))
         caller.url = f"http://127.0.0.1:{port}"

@@ -137,17 +137,18 @@ def test_hang_sleeps_first_then_applies(client, admin):
 
 
 def test_latency_is_added_to_peer_calls_but_not_admin_calls(client, admin):
-    admin.faults(latency_ms=150)
+    admin.faults(latency_ms=400)
 
     started = time.monotonic()
     assert client.get("/carts/1").status_code == 200
-    assert time.monotonic() - started >= 0.15
+    assert time.monotonic() - started >= 0.4
 
-    started = time.monotonic()
-    admin.state()
-    admin.stats()
-    client.get("/admin/faults")
-    assert time.monotonic() - started < 0.15
+    # Each under the latency, which would have been added to it: on a busy machine (the suite runs in
+    # several processes) three calls together may well take a few tenths of a second on their own.
+    for call in (admin.state, admin.stats, lambda: client.get("/admin/faults")):
+        started = time.monotonic()
+        call()
+        assert time.monotonic() - started < 0.4
 
 
 def test_admin_endpoints_are_never_faulted(client, admin):

@@ -2,6 +2,7 @@
 (ETag, 304), and holds the request while it asks to wait (Prefer: wait=N), woken by the job's end."""
 import math
 import threading
+import time
 
 from sqlalchemy import text
 
@@ -99,12 +100,14 @@ def test_a_wait_survives_the_listening_connection_being_cut(make_app, jobs, engi
     waiter = threading.Thread(target=lambda: held.update(answer=app.test_client().get(
         f"/jobs/{job}", headers={"Prefer": "wait=30"})))
     waiter.start()
-    with engine.connect() as connection:
-        cut = 0
-        while not cut:  # once the listener has connected: cut it, as a PostgreSQL restart would
+    cut, deadline = 0, time.monotonic() + 20
+    while not cut and time.monotonic() < deadline:  # once the listener has connected: cut it, as a restart would
+        # A transaction per look: within one, pg_stat_activity stays the snapshot its first read took.
+        with engine.begin() as connection:
             cut = connection.scalar(text(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
                 " WHERE datname = current_database() AND application_name = :name"), {"name": APPLICATION_NAME})
+    assert cut, "the listener never connected"
     jobs.set_status(job, "failed")
     waiter.join(timeout=25)
 

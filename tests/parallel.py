@@ -1,0 +1,80 @@
+"""How the suite runs in several processes at once (`make test`: pytest-xdist, `--dist loadgroup
+--no-loadscope-reorder`); the hooks are tests/conftest.py's.
+
+Most tests wait on processes, brokers and timers rather than use the CPU, so four processes share
+two cores well. pytest-xdist hands out units of tests, each to one process, in the order of their
+first test; the order here puts the longest first and the many short ones last, to fill in:
+
+1. the tests on one broker's shared stack (tests/conftest.py, `broker_kind`): one unit per broker,
+   so that each stack starts once, as in a single process; but a module of SEPARATE_STACK_MODULES
+   is a unit of its own, whose process starts a stack of that broker for it: it is long and busy
+   enough to be better off beside the rest than after it;
+2. the tests that start a stack of their own (the chaos, restart, cluster and bench runs, and those
+   parametrized by `own_broker_kind`): a unit each, so that they spread over the processes;
+3. every other test: a unit per module, whose module fixtures are then set up once.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+import pytest
+
+OWN_STACK_FOLDERS = ("chaos", "bench")
+# schemathesis: four runs of 15-20 s of CPU each, which made each broker's unit the last to end.
+SEPARATE_STACK_MODULES = ("test_fuzz.py",)
+
+_JWT = re.compile(r"eyJ[\w-]*\.eyJ[\w-]*\.[\w-]*")
+
+
+def pytest_make_parametrize_id(config, val, argname):
+    """Every process must collect the same test ids, and a token minted at import time carries its
+    time (its expiry): a parameter holding a token is named after what the token is."""
+    if isinstance(val, str) and _JWT.search(val):
+        return _JWT.sub(_token_name, val)
+    return None
+
+
+def _token_name(match: re.Match) -> str:
+    """A token by its algorithm and claim names, not its bytes."""
+    try:
+        header, claims = (json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+                          for part in match.group().split(".")[:2])
+    except ValueError:
+        return "jwt"
+    return f"jwt-{header.get('alg')}-{'-'.join(sorted(claims))}"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Group the tests into units and put the units in the order to hand them out (see the module)."""
+    if not getattr(config.option, "loadgroup", False):  # what xdist sets in its worker processes
+        return
+    units = {id(item): _unit(item) for item in items}
+    for item in items:
+        group = units[id(item)][1]
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+            _name_group_in_id(item, group)
+    items.sort(key=lambda item: units[id(item)][0])  # stable: each rank keeps pytest's order
+
+
+def _unit(item) -> tuple[int, str | None]:
+    """The item's rank and group (None: a unit of its own)."""
+    params = item.callspec.params if hasattr(item, "callspec") else {}
+    if "broker_kind" in params:
+        separate = f"-{item.path.stem}" if item.path.name in SEPARATE_STACK_MODULES else ""
+        return 0, f"stack-{params['broker_kind']}{separate}"
+    if "own_broker_kind" in params or item.path.parent.name in OWN_STACK_FOLDERS:
+        return 1, None
+    return 2, item.nodeid.partition("::")[0]
+
+
+def _name_group_in_id(item, group: str) -> None:
+    """pytest-xdist 3.8 tells its scheduler a test's group by suffixing the test's id with `@group` in the
+    attribute pytest 8 kept the id in; pytest 9 keeps it in another, so groups were silently ignored
+    (pytest-xdist issue 1386, unfixed in a release so far). Suffix it where pytest 9 reads it."""
+    node_id = getattr(item, "_id", None)
+    if node_id is not None and not str(node_id).endswith(f"@{group}"):
+        item._id = type(node_id).parse(f"{node_id}@{group}")

@@ -7,7 +7,8 @@ import pytest
 from devstack import stack as procs
 from devstack.brokers import BROKERS
 from devstack.services import DEFAULT_DATABASE_URL
-from tests.parallel import pytest_collection_modifyitems, pytest_make_parametrize_id  # noqa: F401 - hooks
+from tests import parallel
+from tests.parallel import pytest_make_parametrize_id  # noqa: F401 - a hook
 
 TESTS = Path(__file__).parent
 # The folders whose tests need the live stack (subprocesses: gunicorn, a celery worker, the peers, a broker).
@@ -24,11 +25,13 @@ def pytest_addoption(parser):
                           f"{', '.join(BROKERS)})")
 
 
-def pytest_collection_modifyitems(items):
-    """Mark every test of a live-stack folder `live`: `pytest -m "not live"` runs the rest, the inner loop."""
+def pytest_collection_modifyitems(config, items):
+    """Mark every test of a live-stack folder `live` (`pytest -m "not live"` runs the rest, the inner
+    loop), then share the tests out among the test processes (tests/parallel.py)."""
     for item in items:
         if item.path.is_relative_to(TESTS) and item.path.relative_to(TESTS).parts[0] in LIVE:
             item.add_marker(pytest.mark.live)
+    parallel.pytest_collection_modifyitems(config, items)
 
 
 def pytest_generate_tests(metafunc):

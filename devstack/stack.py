@@ -7,13 +7,16 @@ every one of them exercises exactly what an operator runs.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
@@ -70,11 +73,35 @@ def local_env(database_url: str, broker_env: dict, peers_port: int, jwt_secret: 
     }
 
 
+def _own_ports() -> Iterator[int]:
+    """The ports this process hands out, each once: a slice of its own below the kernel's ephemeral
+    range (32768 and up, where `bind(0)` and outgoing connections take theirs), one slice per test
+    process (pytest-xdist's gwN). A port chosen here stays free until its server binds it, however
+    many processes start servers at once; with `bind(0)`, two could be handed the same one."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker[2:]) % PORT_SLICES + 1 if worker[2:].isdigit() else 0
+    first = FIRST_PORT + index * PORT_SLICE
+    offset = os.getpid() % PORT_SLICE  # the next run starts elsewhere in the slice
+    return (first + (offset + step) % PORT_SLICE for step in itertools.count())
+
+
+FIRST_PORT, PORT_SLICE, PORT_SLICES = 12000, 2000, 9  # 12000-31999
+_ports = _own_ports()
+_ports_lock = threading.Lock()
+
+
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port nobody listens on, that no other process of this machine's test run will choose."""
+    with _ports_lock:
+        for _ in range(PORT_SLICE):
+            port = next(_ports)
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            return port
+    raise RuntimeError(f"no free port in {PORT_SLICE} tries")
 
 
 class Proc:

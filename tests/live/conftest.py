@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from devstack import stack as procs
 from devstack.brokers import start_broker
@@ -163,12 +164,23 @@ def peers(stack_env):
     return handle
 
 
+DEADLOCK = "40P01"
+
+
 @pytest.fixture()
 def empty_tables(engine):
-    """Every table of the service emptied before the test."""
+    """Every table of the service emptied before the test. TRUNCATE locks the tables one by one, so a
+    statement the worker is still running for the previous test can deadlock with it; PostgreSQL
+    then cancels one of the two, and a cancelled TRUNCATE is tried again."""
     names = ", ".join(table.name for table in Base.metadata.sorted_tables)
-    with engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {names}"))
+    for attempt in range(3):
+        try:
+            with engine.begin() as connection:
+                connection.execute(text(f"TRUNCATE {names}"))
+            return
+        except OperationalError as exc:
+            if getattr(exc.orig, "pgcode", None) != DEADLOCK or attempt == 2:
+                raise
 
 
 @pytest.fixture()

@@ -68,7 +68,7 @@ COMMON_FLAGS = ("web_workers", "web_threads", "workers", "concurrency", "clients
 SCENARIO_FLAGS = {
     "submission": ("duration", "warmup", "rounds"),
     "polling": ("poll_jobs", "duration", "warmup"),
-    "e2e": ("orders", "e2e_sources", "e2e_workers", "latency_ms", "settle_timeout"),
+    "e2e": ("orders", "e2e_warmup", "e2e_sources", "e2e_workers", "latency_ms", "settle_timeout"),
     "latency": ("latency_orders", "latency_ms", "poll_interval_ms"),
     "seed": ("seed_clients", "seed_duration", "orders", "latency_ms"),
     "busy_submission": ("busy_latencies", "busy_duration", "warmup"),
@@ -181,25 +181,23 @@ def completion_report(stack: Stack, first_accepted_at: float, since: float = 0.0
     }
 
 
-# Orders placed and settled before an end-to-end run is measured: a fresh stack's first executions
-# compile their SQL statements and fill their pools, a one-time cost that is not work per order.
-E2E_WARMUP = 64
-
-
 def end_to_end(stack: Stack, args, orders: int, latency_ms: float, source: str = "items") -> dict:
     """Warm up, then submit `orders` at --clients connections with the catalog at `latency_ms`, wait,
     measure, check (the warm-up's orders too: they are orders like any other)."""
     stack.set_latency(latency_ms)
-    warm = run_load("127.0.0.1", stack.api_port, submission_factory(stack.api_port, E2E_WARMUP, args.seed, source,
-                                                                    first=orders),
-                    connections=args.clients, count=E2E_WARMUP, expect=202)
-    stack.wait_until_settled(warm.count(202), args.settle_timeout)
+    warmed = 0
+    if args.e2e_warmup > 0:
+        warm = run_load("127.0.0.1", stack.api_port, submission_factory(stack.api_port, args.e2e_warmup, args.seed,
+                                                                        source, first=orders),
+                        connections=args.clients, count=args.e2e_warmup, expect=202)
+        warmed = warm.count(202)
+        stack.wait_until_settled(warmed, args.settle_timeout)
     measured_from = time.time()
     factory = submission_factory(stack.api_port, orders, args.seed, source)
     with CpuMeter(stack) as whole:
         submit, result = timed_load(stack, stack.api_port, factory, args, count=orders, expect=202,
                                     rate_name="accepted_per_s")
-        settle = stack.wait_until_settled(result.count(202) + warm.count(202), args.settle_timeout)
+        settle = stack.wait_until_settled(result.count(202) + warmed, args.settle_timeout)
     report = {"source": source, "orders": orders, "latency_ms": latency_ms, "workers": len(stack.workers),
               "concurrency": args.concurrency, "submission": submit, "settle": settle}
     if result.first_ok_at is None:
@@ -211,7 +209,7 @@ def end_to_end(stack: Stack, args, orders: int, latency_ms: float, source: str =
     report["sweeper_redispatched"] = sweeper_redispatched(stack)
     stats = stack.peers_stats()["requests"]
     report["peer_calls_per_order"] = round(sum(stats.values()) / max(report.get("completed") or 1, 1), 2)
-    report["invariants"] = check_invariants(stack, result.count(202) + warm.count(202))
+    report["invariants"] = check_invariants(stack, result.count(202) + warmed)
     report["errors"] = submit["errors"]
     return report
 
@@ -369,7 +367,7 @@ def scenario_e2e(args) -> dict:
     runs = []
     for source in args.e2e_sources:
         for workers in args.e2e_workers:
-            with new_stack(args, f"e2e-{source}-{workers}w", workers=workers, carts=args.orders + E2E_WARMUP) as stack:
+            with new_stack(args, f"e2e-{source}-{workers}w", workers=workers, carts=args.orders + args.e2e_warmup) as stack:
                 run = end_to_end(stack, args, args.orders, args.latency_ms, source)
             run["command"] = reproduce_command(args, ["e2e"], e2e_sources=[source], e2e_workers=[workers])
             runs.append(run)
@@ -620,6 +618,9 @@ def parser() -> argparse.ArgumentParser:
                    help="submission: alternate ours and bare this many times (slices of at least 1 s)")
     p.add_argument("--poll-jobs", type=int, default=1000, help="jobs created (and completed), then polled")
     p.add_argument("--orders", type=int, default=1000, help="orders of each e2e run; customers with a cart")
+    p.add_argument("--e2e-warmup", type=int, default=64,
+                   help="orders placed and settled before each e2e run is measured: a fresh stack's first "
+                        "executions compile their SQL statements and fill their pools, a one-time cost")
     p.add_argument("--e2e-sources", type=_sources, default=list(SOURCES),
                    help="e2e order sources: cart (no body: the customer's cart), items (two lines in the body)")
     p.add_argument("--e2e-workers", type=_csv_ints, default=[1, 2, 4], help="e2e worker process counts")

@@ -16,7 +16,6 @@ peers' own state. Exit status 0 only when no invariant is broken.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import threading
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 import requests
 from sqlalchemy import create_engine, text
 
+from bench.conclude import conclude
 from devstack.brokers import BROKERS
 from devstack.cluster import RabbitCluster
 from devstack.postgres import PrivatePostgres
@@ -356,15 +356,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main() -> None:
     args = parser().parse_args()
-    report = run(args)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
-    width = max(map(len, report))
-    for name, value in report.items():
-        if name not in ("mismatch_detail", "violations"):
-            print(f"{name:<{width}}  {value}")
-    print("\nINVARIANTS HOLD" if not report["violations"] else f"\nVIOLATIONS: {report['violations']}")
-    raise SystemExit(0 if not report["violations"] else 1)
+    conclude(run(args), args.out, hidden=("mismatch_detail",))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ dispatches them, so after PostgreSQL restarts they show that it carries on too.
 from __future__ import annotations
 
 import argparse
-import json
 import threading
 import time
 import uuid
@@ -28,6 +27,7 @@ from pathlib import Path
 import requests
 from sqlalchemy import create_engine, text
 
+from bench.conclude import conclude
 from devstack.brokers import RedisBroker
 from devstack.postgres import PrivatePostgres
 from devstack.stack import Stack
@@ -207,14 +207,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main() -> None:
     args = parser().parse_args()
-    report = run(args)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
-    for name, value in report.items():
-        if name not in ("exited_worker_logs", "violations"):
-            print(f"{name:<24}  {value}")
-    print("\nALL HELD" if not report["violations"] else f"\nVIOLATIONS: {report['violations']}")
-    raise SystemExit(0 if not report["violations"] else 1)
+    conclude(run(args), args.out, hidden=("exited_worker_logs",))
 
 
 if __name__ == "__main__":

@@ -47,8 +47,7 @@ class RedisBroker:
     kind = "redis"
 
     def __init__(self, log_dir: Path):
-        port = procs.free_port()
-        self.redis = procs.start_redis(port, log_dir)
+        self.redis, port = procs.start_redis_on_a_free_port(log_dir)
         self.url = f"redis://127.0.0.1:{port}/0"
         self.env = {"CELERY_BROKER_URL": self.url}
         self.processes = [self.redis]

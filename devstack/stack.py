@@ -202,6 +202,18 @@ def start_redis(port: int, log_dir: Path) -> Proc:
     return proc
 
 
+def start_redis_on_a_free_port(log_dir: Path, tries: int = 3) -> tuple[Proc, int]:
+    """A Redis on a port of `free_port`'s, and that port. A port found free can still be bound by some
+    other process of the machine before Redis binds it (seen once in a full test run): then another."""
+    for attempt in range(tries):
+        port = free_port()
+        try:
+            return start_redis(port, log_dir), port
+        except RuntimeError as exc:  # Proc.wait_for_log: the process exited
+            if "Address already in use" not in str(exc) or attempt == tries - 1:
+                raise
+
+
 def peers_argv(port: int, host: str = "127.0.0.1") -> list[str]:
     """The reference Catalog + Cart server (one process: its state lives in memory)."""
     return [sys.executable, "-m", "refpeers", "--host", host, "--port", str(port)]

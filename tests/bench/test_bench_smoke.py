@@ -36,9 +36,9 @@ def test_every_scenario_reports_numbers_without_errors(tmp_path, own_postgres):
     out = tmp_path / "bench.json"
     # Few worker threads: each holds a PostgreSQL connection, and the server may be shared with other runs.
     argv = [sys.executable, "-m", "bench.run",
-            "--duration", "2", "--warmup", "0.3", "--poll-jobs", "30", "--orders", "60", "--e2e-warmup", "4", "--concurrency", "4",
-            "--e2e-workers", "1,2", "--latency-orders", "5", "--seed-clients", "1,16", "--seed-duration", "1.5",
-            "--busy-latencies", "0,50", "--busy-duration", "1.5", "--memory-orders", "150", "--settle-timeout", "120",
+            "--duration", "1", "--warmup", "0.3", "--poll-jobs", "30", "--orders", "60", "--e2e-warmup", "4", "--concurrency", "4",
+            "--e2e-workers", "1,2", "--latency-orders", "5", "--seed-clients", "1,16", "--seed-duration", "1",
+            "--busy-latencies", "0,50", "--busy-duration", "1", "--memory-orders", "150", "--settle-timeout", "120",
             "--out", str(out), "--log-dir", str(tmp_path / "logs")]
     run = subprocess.run(argv, cwd=ROOT, env={**os.environ, "DATABASE_URL": own_postgres}, capture_output=True,
                          text=True, timeout=400)

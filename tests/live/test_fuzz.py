@@ -26,6 +26,11 @@ def schemathesis(api_url, workdir, *args):
 
 @pytest.mark.parametrize("who", ["admin", "anonymous"])
 def test_fuzzing_with_the_default_checks_finds_nothing(api, stack_env, tmp_path, who):
+    if who == "anonymous" and stack_env["broker"].kind != "redis":
+        # Without a token every request but the open ones (health, the OpenAPI document and its pages) is refused in
+        # before_request, before validation and long before a broker; the open ones are fuzzed on both
+        # brokers by the admin pass. One broker's anonymous pass covers what the other's would.
+        pytest.skip("the anonymous pass never reaches the broker: it runs against Redis only")
     args = ["-H", f"Authorization: Bearer {token()}"] if who == "admin" else []
     result = schemathesis(api.url, tmp_path, *args)
     # One log per broker's pass: the passes may run at once.

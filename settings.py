@@ -103,7 +103,6 @@ class Settings:
     peer_pool_size: int = 32
     retry_deadline: float = 1800.0
     batch_size: int = 32
-    peer_concurrency: int = 32
     retry_backoff_base: float = 0.5
     retry_backoff_max: float = 30.0
     dispatch_deadline: float = 30.0
@@ -152,7 +151,6 @@ class Settings:
             peer_pool_size=_number(env, "PEER_POOL_SIZE", 32, int, minimum=1),
             retry_deadline=_number(env, "JOB_RETRY_DEADLINE_SECONDS", 1800.0, minimum=1),
             batch_size=_number(env, "BATCH_SIZE", 32, int, minimum=1),
-            peer_concurrency=_number(env, "PEER_CONCURRENCY", 32, int, minimum=1),
             retry_backoff_base=_number(env, "RETRY_BACKOFF_BASE_SECONDS", 0.5),
             retry_backoff_max=_number(env, "RETRY_BACKOFF_MAX_SECONDS", 30.0),
             dispatch_deadline=_number(env, "DISPATCH_DEADLINE_SECONDS", 30.0, minimum=1),

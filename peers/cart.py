@@ -1,4 +1,4 @@
-"""Client of the Shopping Cart service: read a customer's cart, mark it Ordered."""
+"""Client of the Shopping Cart service: read a customer's cart, mark it Ordered (coroutines: see peers.http)."""
 from __future__ import annotations
 
 from peers.errors import BadPeerResponse
@@ -13,9 +13,9 @@ class Carts:
     def __init__(self, http: PeerHttp):
         self.http = http
 
-    def get_items(self, customer_id: int) -> list:
+    async def get_items(self, customer_id: int) -> list:
         """The cart's raw item list; NotFound when the customer has no cart."""
-        body = self.http.json(self.http.call("GET", f"/carts/{customer_id}"))
+        body = self.http.json(await self.http.call("GET", f"/carts/{customer_id}"))
         items = body.get("items") if isinstance(body, dict) else None
         if not isinstance(items, list):
             raise BadPeerResponse(
@@ -23,6 +23,6 @@ class Carts:
             )
         return items
 
-    def mark_ordered(self, customer_id: int) -> None:
+    async def mark_ordered(self, customer_id: int) -> None:
         """Close the cart once its order is saved (idempotent on the cart's side)."""
-        self.http.call("PUT", f"/carts/{customer_id}", json={"status": CART_ORDERED})
+        await self.http.call("PUT", f"/carts/{customer_id}", json={"status": CART_ORDERED})

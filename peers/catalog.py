@@ -1,4 +1,4 @@
-"""Client of the Product Catalog: read a product, write its new quantity.
+"""Client of the Product Catalog: read a product, write its new quantity (coroutines: see peers.http).
 
 The contract is the seed's GET-then-PUT of the whole product. When the catalog
 sends an ETag the write carries it as If-Match, so a write based on a stale
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from peers.errors import BadPeerResponse
-from peers.http import PeerHttp
+from peers.http import Answer, PeerHttp
 
 
 @dataclass(frozen=True)
@@ -28,19 +28,19 @@ class Catalog:
     def __init__(self, http: PeerHttp):
         self.http = http
 
-    def get_product(self, product_id: int) -> Product:
+    async def get_product(self, product_id: int) -> Product:
         """Read a product; NotFound when the catalog has no such product."""
-        response = self.http.call("GET", f"/products/{product_id}")
+        response = await self.http.call("GET", f"/products/{product_id}")
         return self._product(product_id, response)
 
-    def set_quantity(self, product: Product, quantity: int) -> Product:
+    async def set_quantity(self, product: Product, quantity: int) -> Product:
         """Write a new quantity, conditional on the version read when the catalog has one."""
         headers = {"If-Match": product.etag} if product.etag else None
         body = {**product.body, "quantity": quantity}
-        response = self.http.call("PUT", f"/products/{product.id}", json=body, headers=headers)
+        response = await self.http.call("PUT", f"/products/{product.id}", json=body, headers=headers)
         return self._product(product.id, response)
 
-    def _product(self, product_id: int, response) -> Product:
+    def _product(self, product_id: int, response: Answer) -> Product:
         body = self.http.json(response)
         quantity = body.get("quantity") if isinstance(body, dict) else None
         if type(quantity) is not int or quantity < 0:

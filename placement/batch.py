@@ -134,7 +134,7 @@ class _Batch:
             self.ctx.on_step(jobs.LOADING_ITEMS)
         resolved = {}
         raws = [(job, job.requested_items) for job in body]
-        raws += zip(carts, self.ctx.gather(lambda job: self.ctx.carts.get_items(job.customer_id), carts))
+        raws += zip(carts, self.ctx.gather([self.ctx.carts.get_items(job.customer_id) for job in carts]))
         for job, raw in raws:
             try:
                 resolved[job.id] = _checked(job, raw)
@@ -200,7 +200,7 @@ class _Batch:
         if not completed:
             return
         self.ctx.on_step(jobs.UPDATING_CART)
-        answers = self.ctx.gather(lambda job: self.ctx.carts.mark_ordered(job.customer_id), completed)
+        answers = self.ctx.gather([self.ctx.carts.mark_ordered(job.customer_id) for job in completed])
         closed, later = {}, {}
         for job, answer in zip(completed, answers):
             if isinstance(answer, TransientPeerError):

@@ -196,7 +196,7 @@ def _apply_locked(ctx, wants, own, products, keys, results):
     connection = ctx.connection
     riding = [move["write_id"] for move in own.values() if move["state"] == PENDING]
     settle = connection.execute(WRITES_TO_SETTLE, {"product_ids": products, "write_ids": riding}).all()
-    current = dict(zip(products, ctx.gather(_reader(ctx), products)))
+    current = dict(zip(products, ctx.gather([ctx.catalog.get_product(p) for p in products])))
     outcome, settled_now = {}, {}  # write id -> APPLIED / VOID: every write looked at, those settled here
     for write in settle:
         if write.state != PENDING:
@@ -248,12 +248,6 @@ def _apply_locked(ctx, wants, own, products, keys, results):
             result.done = False
             result.retry = failed[lost[0]]
     return results
-
-
-def _reader(ctx):
-    def read(product_id: int) -> Product:
-        return ctx.catalog.get_product(product_id)
-    return read
 
 
 def _lines(want: Want, own: dict, current: dict) -> dict[int, int]:
@@ -322,11 +316,9 @@ def _write(ctx, shares: dict[int, list[_Share]], current: dict, keys: list[int])
         raise LockLost("a product lock was lost before the catalog writes")
     write_ids = {row.product_id: row.id for row in rows}
 
-    def put(product_id: int) -> Product:
-        return ctx.catalog.set_quantity(current[product_id], targets[product_id])
-
     failed, ended = {}, {}
-    for product_id, answer in zip(planned, ctx.gather(put, planned)):
+    puts = ctx.gather([ctx.catalog.set_quantity(current[p], targets[p]) for p in planned])
+    for product_id, answer in zip(planned, puts):
         write_id = write_ids[product_id]
         if isinstance(answer, Product):
             ended[write_id] = APPLIED
@@ -364,7 +356,7 @@ def _settle_now(ctx, write_id, product_id, before: Product, target: int) -> bool
     """Settle a write whose answer was lost, right away; None when that cannot be told yet."""
     sent = _Sent(write_id, before.quantity, target, before.etag)
     try:
-        landed, _ = _settle(ctx, sent, ctx.catalog.get_product(product_id))
+        landed, _ = _settle(ctx, sent, ctx.wait(ctx.catalog.get_product(product_id)))
     except PeerError:
         return None
     return landed
@@ -399,7 +391,7 @@ def _settle(ctx: PlacementContext, write, product: Product) -> tuple[bool, Produ
                           product.id, write.quantity_before, write.quantity_after, product.quantity)
             return product.quantity == write.quantity_after, product
         try:
-            return False, ctx.catalog.set_quantity(product, product.quantity)
+            return False, ctx.wait(ctx.catalog.set_quantity(product, product.quantity))
         except PreconditionFailed:
-            product = ctx.catalog.get_product(product.id)  # the write (or a fence) landed just now
+            product = ctx.wait(ctx.catalog.get_product(product.id))  # the write (or a fence) landed just now
     raise TransientPeerError(f"could not settle a write on product {product.id}", peer="catalog")

@@ -1,4 +1,4 @@
-"""Worker start-up and shutdown: logging, tracing, schema, metrics endpoint, the sweeper."""
+"""Worker start-up and shutdown: logging, tracing, schema, metrics endpoint, the sweeper, peer sessions."""
 from __future__ import annotations
 
 import logging
@@ -53,3 +53,12 @@ def _start_sweeper(**_):
 def _stop_sweeper(**_):
     if _sweeper is not None:
         _sweeper.stop()
+
+
+@signals.worker_shutdown.connect
+@signals.worker_process_shutdown.connect
+def _close_peer_sessions(**_):
+    """Close the peer clients' sessions this process opened (an unclosed one is reported at exit)."""
+    from tasks.runtime import get_runtime
+
+    get_runtime().close_peers()

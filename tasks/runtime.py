@@ -1,12 +1,10 @@
-"""What a worker process builds once: database, peer clients, the threads peer calls wait on,
-retry policies, the webhook sender.
+"""What a worker process builds once: database, peer clients, retry policies, the webhook sender.
 
 Built lazily, and every pool in it through `process_local`, so each prefork
 child (or the single process of the threads pool) gets its own after any fork.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Callable, Iterator
@@ -36,7 +34,6 @@ class WorkerRuntime:
                            lock_timeout=settings.peer_timeout * 3)
         self.catalog = Catalog(PeerHttp("catalog", catalog_url, settings.peer_timeout, settings.peer_pool_size))
         self.carts = Carts(PeerHttp("cart", cart_url, settings.peer_timeout, settings.peer_pool_size))
-        self.peer_threads = ProcessLocal(lambda: ThreadPoolExecutor(settings.peer_concurrency, "peer-call"))
         self.limits = Limits(settings.batch_size, settings.dispatch_deadline)
         self.policy = RetryPolicy(base=settings.retry_backoff_base, cap=settings.retry_backoff_max,
                                   deadline=settings.retry_deadline)
@@ -47,12 +44,16 @@ class WorkerRuntime:
                                RetryPolicy(settings.webhook_max_attempts, settings.webhook_backoff_base,
                                            settings.webhook_backoff_max))
 
+    def close_peers(self) -> None:
+        """Close this process's peer sessions (at shutdown)."""
+        self.catalog.http.close()
+        self.carts.http.close()
+
     @contextmanager
     def placement(self, on_step: Callable[[str], None] | None = None) -> Iterator[PlacementContext]:
         """Dependencies for one execution: one connection, for its locks and its statements."""
         with self.db.connection() as connection:
-            context = PlacementContext(connection, self.catalog, self.carts, self.peer_threads.get(),
-                                       announce=enqueue_deliveries)
+            context = PlacementContext(connection, self.catalog, self.carts, announce=enqueue_deliveries)
             if on_step is not None:
                 context.on_step = on_step
             yield context

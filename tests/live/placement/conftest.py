@@ -14,6 +14,7 @@ from tasks.runtime import WorkerRuntime
 def runtime(stack_env, empty_tables, peers):
     runtime = WorkerRuntime(Settings.from_env(stack_env["env"]))
     yield runtime
+    runtime.close_peers()
     runtime.db.dispose()
 
 

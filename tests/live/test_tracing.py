@@ -165,7 +165,7 @@ def test_one_trace_holds_the_submission_the_execution_its_peer_calls_and_sql(tra
     assert [link.span_id for link in placed.links] == [execution.span_id]
 
     # The execution's peer calls (cart read, catalog read and write, cart closed) and its SQL are its
-    # children (the calls made on the peer-call threads too).
+    # children (the calls run on the peer calls' event loop, in the execution's context).
     calls = {(_attr(span, "http.request.method", "http.method"), _attr(span, "url.full", "http.url").split("/")[3])
              for span in worker if span.kind == Span.SPAN_KIND_CLIENT and _attr(span, "url.full", "http.url")
              and _descends(span, execution, by_id)}

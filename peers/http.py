@@ -49,6 +49,9 @@ def wait(call: Coroutine[Any, Any, R]) -> R:
 
 def gather(calls: Sequence[Coroutine[Any, Any, R]]) -> list[R | Exception]:
     """Run peer calls at once on this process's loop; each result, or the exception it raised, in order."""
+    if not calls:  # e.g. a batch with no cart to read: no hand-over to the loop
+        return []
+
     async def together():
         return await asyncio.gather(*calls, return_exceptions=True)
 
@@ -76,12 +79,10 @@ class PeerHttp:
 
     def _new_session(self) -> aiohttp.ClientSession:
         """Made on the loop's thread, the first time a call of this process needs it."""
-        context = None
         ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        if self.base_url.startswith("https:") and ca_bundle:
-            context = ssl.create_default_context(cafile=ca_bundle)
+        verify = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else True  # used for https only
         # At most pool_size calls to this peer at once per process; a call past that waits for a connection.
-        connector = aiohttp.TCPConnector(limit=self.pool_size, ssl=context if context is not None else True)
+        connector = aiohttp.TCPConnector(limit=self.pool_size, ssl=verify)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=self.timeout)
         return aiohttp.ClientSession(connector=connector, timeout=timeout, raise_for_status=False)
 

@@ -2,7 +2,8 @@
 
 The id comes from X-Request-ID when the caller sends a sane one, else it is
 made up; either way it is returned in X-Request-ID and stamped on every log
-line written while serving the request.
+line written while serving the request. A request that answers with a job
+names it (`name_job`), so its one line says `req=` and `job=` together.
 """
 from __future__ import annotations
 
@@ -43,6 +44,13 @@ def init_app(app: Flask) -> None:
 
     @app.teardown_request
     def _forget(_exc=None):
-        token = g.pop("request_token", None)
-        if token is not None:
-            logs.request_id.reset(token)
+        # gunicorn's threads serve request after request: what a request stamped must not outlive it.
+        for name, variable in (("job_token", logs.job_id), ("request_token", logs.request_id)):
+            token = g.pop(name, None)
+            if token is not None:
+                variable.reset(token)
+
+
+def name_job(job_id) -> None:
+    """Stamp `job=<id>` on the lines still to be written for this request, its request line included."""
+    g.job_token = logs.job_id.set(str(job_id))

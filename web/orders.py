@@ -5,7 +5,6 @@ The blueprint is built per app from its settings, so the limits it enforces
 """
 from __future__ import annotations
 
-import logging
 import re
 
 from flask import request
@@ -36,7 +35,6 @@ IDEMPOTENCY_HEADER = {"in": "header", "name": "Idempotency-Key", "required": Fal
                       "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX,
                                  "pattern": "^[\\x21-\\x7e]+$"},
                       "description": "Same key and same request: the same job. Same key, other request: 409."}
-log = logging.getLogger(__name__)
 
 
 def _path_id(description: str) -> dict:
@@ -95,7 +93,6 @@ def make_blueprint(settings: Settings, backlog: Backlog) -> Blueprint:
             answer = accepted(result)
             if result.created:
                 metrics.jobs_accepted.inc()
-                log.info("accepted job %s for customer %s (%s)", result.job.id, customer_id, result.job.source)
             return answer
 
         @blp.response(200, OrderSchema)

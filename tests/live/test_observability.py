@@ -19,7 +19,7 @@ def test_one_order_can_be_followed_from_the_api_log_through_the_worker_log(api, 
 
     api_lines = [line for line in api_server[1].log_text().splitlines() if job_id in line]
     worker_lines = [line for line in worker.log_text().splitlines() if f"job={job_id}" in line]
-    assert any(f"req={request_id}" in line and "accepted job" in line for line in api_lines)
+    assert any(f"req={request_id} job={job_id}" in line and "POST /orders/21 202" in line for line in api_lines)
     assert any(f"job {job_id} is completed" in line for line in worker_lines)
 
 

@@ -1,7 +1,9 @@
 """The timeline: every state change and step of every job, for "what happened to my order?".
 
 Rows are written in the same transaction as the change they describe, so the
-timeline never claims something that did not happen.
+timeline never claims something that did not happen. The first event of every
+job, `accepted`, has no row here: it is the job row itself (`placement.jobs.timeline`
+reads both), so a submission writes one row.
 """
 from __future__ import annotations
 

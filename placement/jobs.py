@@ -7,7 +7,8 @@ failed, or scheduled for a retry; a completed job may still owe its cart's
 closing. Every change here also writes the job's timeline event and, where the
 job ends, the webhook deliveries it owes (the outbox), in the same statement or
 transaction: the timeline never claims what did not happen, and no end goes
-unannounced.
+unannounced. The first event, `accepted`, is the job row itself (`timeline`
+reads it from there): a submission is one row in one table.
 
 The API's changes (accept a submission, a cancellation or a replay; cancel a
 job that has not started) take the request's session and leave the commit to
@@ -26,8 +27,8 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 
 from sqlalchemy import (
-    Connection, Integer, Interval, Row, String, Text, Uuid, bindparam, case, cast, func, insert, literal, select,
-    union, update,
+    Connection, Integer, Interval, Row, Select, String, Text, Uuid, bindparam, case, cast, func, insert, literal,
+    select, union, union_all, update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -354,18 +355,12 @@ class IdempotencyConflict(Exception):
 
 
 def _accept_statement():
-    """INSERT the job and its 'accepted' event in one statement; built once, compiled once.
-
-    A job whose Idempotency-Key already exists is not inserted (nor its event): no row returned.
-    """
+    """INSERT the job; built once, compiled once. A job whose Idempotency-Key already exists is not
+    inserted: no row returned. (Its `accepted` event is this row: see `timeline`.)"""
     values = {name: bindparam(name, type_=jobs.c[name].type) for name in _SUBMITTED}
-    new_job = (pg_insert(jobs).values(values)
-               .on_conflict_do_nothing(index_elements=[jobs.c.idempotency_key])
-               .returning(jobs.c.id).cte("new_job"))
-    return insert(job_events).from_select(
-        ["job_id", "event", "status", "attempt", "detail"],
-        select(new_job.c.id, literal("accepted"), literal(QUEUED), literal(0), bindparam("detail", type_=JSONB())),
-    ).returning(job_events.c.job_id)
+    return (pg_insert(jobs).values(values)
+            .on_conflict_do_nothing(index_elements=[jobs.c.idempotency_key])
+            .returning(jobs.c.id))
 
 
 _SUBMITTED = ("id", "customer_id", "status", "source", "requested_items", "attempts", "cart_status",
@@ -392,7 +387,7 @@ def submit(connection: Connection, customer_id: int, items: list[dict] | None, i
         callback_url=callback_url,
         traceparent=tracing.traceparent(),
     )
-    inserted = connection.execute(_ACCEPT, {**values, "detail": {"source": source}}).scalar()
+    inserted = connection.execute(_ACCEPT, values).scalar()
     if inserted is not None:
         return Submission(Job(**values), created=True)
     with Session(connection) as session:
@@ -420,7 +415,6 @@ def cancel_order(session: Session, order: Order) -> Submission:
     job = session.scalars(statement).one_or_none()
     if job is None:  # another request created it a moment ago
         return Submission(session.scalars(select(Job).where(Job.cancels_order_id == order.id)).one(), False)
-    events.record(session, job.id, "accepted", QUEUED, 0, {"cancels_order_id": order.id})
     return Submission(job, created=True)
 
 
@@ -459,6 +453,30 @@ def replay(session: Session, job: Job) -> Submission:
                 traceparent=tracing.traceparent())
     session.add(clone)
     session.flush()
-    events.record(session, clone.id, "accepted", QUEUED, 0, {"replay_of": str(job.id)})
     events.record(session, job.id, "replayed", job.status, job.attempts, {"by_job": str(clone.id)})
     return Submission(clone, created=True)
+
+
+# ---- the timeline ------------------------------------------------------------------------------
+
+def _accepted_events():
+    """Each job's `accepted` event, read from the job row: when it was created, and what it was
+    created from (the cart or the body; the order it cancels; the job it replays)."""
+    detail = case(
+        (jobs.c.cancels_order_id.is_not(None), func.jsonb_build_object("cancels_order_id", jobs.c.cancels_order_id)),
+        (jobs.c.replay_of.is_not(None), func.jsonb_build_object("replay_of", cast(jobs.c.replay_of, Text))),
+        else_=func.jsonb_build_object("source", jobs.c.source),
+    )
+    return select(jobs.c.id.label("job_id"), jobs.c.created_at.label("at"), literal("accepted").label("event"),
+                  literal(QUEUED).label("status"), literal(0).label("attempt"), detail.label("detail"),
+                  literal(0).label("number"))
+
+
+def timeline(job_ids: Sequence) -> Select:
+    """The events of these jobs, oldest first: each one's acceptance, then what was recorded since."""
+    recorded = select(job_events.c.job_id, job_events.c.at, job_events.c.event, job_events.c.status,
+                      job_events.c.attempt, job_events.c.detail, job_events.c.id.label("number"))
+    every = union_all(_accepted_events().where(jobs.c.id.in_(job_ids)),
+                      recorded.where(job_events.c.job_id.in_(job_ids))).subquery()
+    return select(every.c.job_id, every.c.at, every.c.event, every.c.status, every.c.attempt,
+                  every.c.detail).order_by(every.c.at, every.c.number)

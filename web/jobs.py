@@ -9,7 +9,6 @@ from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from sqlalchemy import Row, bindparam, select
 
-from models.events import JobEvent
 from models.jobs import Job
 from models.webhooks import WebhookDelivery
 from web import auth, links, polling
@@ -18,6 +17,7 @@ from web.accepted import accepted
 from web.extensions import db
 from web.schemas import JobAcceptedSchema, JobSchema, TimelineSchema, WebhookDeliveryListSchema
 from placement.jobs import NotAllowed, cancel_job, replay
+from placement.jobs import timeline as timeline_of
 
 blp = Blueprint("jobs", __name__, url_prefix="/jobs", description="Poll, cancel and replay submitted orders")
 
@@ -70,8 +70,7 @@ def job_view(job_id: str) -> Row:
 
 def timeline(*job_ids) -> dict:
     """The events of these jobs, oldest first."""
-    rows = db.session.scalars(select(JobEvent).where(JobEvent.job_id.in_(job_ids)).order_by(JobEvent.at, JobEvent.id))
-    return {"events": rows.all()}
+    return {"events": db.session.execute(timeline_of(job_ids)).all()}
 
 
 @blp.route("/<job_id>")

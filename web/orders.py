@@ -82,7 +82,7 @@ def make_blueprint(settings: Settings, backlog: Backlog) -> Blueprint:
             key = request.headers.get("Idempotency-Key")
             if key is not None and not _SAFE_KEY.fullmatch(key):
                 abort(422, message=f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters")
-            # The job and its first event are one INSERT (placement.jobs._ACCEPT): no transaction,
+            # The job is one row, one INSERT (placement.jobs._ACCEPT): no transaction,
             # and the backlog is counted on the same connection.
             connection = db.connection
             back_pressure.check()

@@ -190,9 +190,8 @@ class Orders:
                 " FROM jsonb_to_recordset(CAST(:items AS jsonb)) AS item(product_id int, quantity int)"),
                 {"order_id": order_id, "items": items})
             connection.execute(text(
-                "INSERT INTO job_events (job_id, event, status, attempt, detail) VALUES"
-                " (:id, 'accepted', 'queued', 0, '{\"source\": \"body\"}'),"
-                " (:id, 'order_saved', 'completed', 1, CAST(:saved AS jsonb))"),
+                "INSERT INTO job_events (job_id, event, status, attempt, detail)"
+                " VALUES (:id, 'order_saved', 'completed', 1, CAST(:saved AS jsonb))"),
                 {"id": job_id, "saved": json.dumps({"order_id": order_id})})
         return Placed(job_id, order_id)
 

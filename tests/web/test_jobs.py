@@ -1,5 +1,5 @@
-"""`/jobs/{id}`: unknown ids are JSON 404s, a started job cannot be cancelled, and only an admin
-replays a failed job, once."""
+"""`/jobs/{id}`: unknown ids are JSON 404s, a started job cannot be cancelled, only an admin
+replays a failed job, once, and a job's timeline begins with its acceptance."""
 import uuid
 
 import pytest
@@ -40,3 +40,18 @@ def test_only_an_admin_replays_a_failed_job_and_only_once(api, jobs):
     assert api.get(f"/jobs/{failed_id}").get_json()["status"] == "failed"  # it stays on record as it was
     assert api.post(f"/jobs/{replay_id}/retry").status_code == 409  # not failed
     assert api.post(f"/jobs/{jobs.park('completed')}/retry").status_code == 409
+    assert _events(api, replay_id) == [("accepted", {"replay_of": failed_id})]
+    assert _events(api, failed_id) == [("accepted", {"source": "cart"}), ("replayed", {"by_job": replay_id})]
+
+
+def test_a_job_cancelled_before_it_starts_has_two_events(api, jobs):
+    job_id = jobs.park("queued")
+
+    assert api.post(f"/jobs/{job_id}/cancel").status_code == 200
+    assert _events(api, job_id) == [("accepted", {"source": "cart"}), ("cancelled", None)]
+
+
+def _events(api, job_id) -> list[tuple]:
+    events = api.get(f"/jobs/{job_id}/events").get_json()["events"]
+    assert [e["at"] for e in events] == sorted(e["at"] for e in events)
+    return [(e["event"], e["detail"]) for e in events]

@@ -17,7 +17,8 @@ def test_a_repeated_idempotency_key_answers_with_the_same_job(api, engine):
     assert other_body.status_code == other_customer.status_code == 409
     with engine.connect() as connection:  # one job, so one order: a job never makes a second one
         assert connection.scalar(text("SELECT count(*) FROM jobs")) == 1
-        assert connection.scalar(text("SELECT count(*) FROM job_events WHERE event = 'accepted'")) == 1
+    events = api.get(f"/jobs/{first.get_json()['job_id']}/events").get_json()["events"]
+    assert [(e["event"], e["status"], e["detail"]) for e in events] == [("accepted", "queued", {"source": "body"})]
 
 
 def test_orders_are_paginated_filtered_and_stable(api, orders):
@@ -45,3 +46,16 @@ def test_quantity_and_item_count_limits(api):
     assert api.submit(7, [{"product_id": 1, "quantity": 6000}, {"product_id": 1, "quantity": 4001}]).status_code == 202
     assert api.submit(7, too_many).status_code == 422
     assert api.submit(7, [{"product_id": 2 ** 31, "quantity": 1}]).status_code == 422
+
+
+def test_an_orders_events_are_its_placing_jobs_then_its_cancellations(api, orders):
+    placed = orders.place(8)
+
+    cancelling = api.post(f"/orders/{placed.order_id}/cancel").get_json()["job_id"]
+
+    events = api.get(f"/orders/{placed.order_id}/events").get_json()["events"]
+    assert [(e["job_id"], e["event"], e["detail"]) for e in events] == [
+        (placed.job_id, "accepted", {"source": "body"}),
+        (placed.job_id, "order_saved", {"order_id": placed.order_id}),
+        (cancelling, "accepted", {"cancels_order_id": placed.order_id}),
+    ]

@@ -472,11 +472,20 @@ def _accepted_events():
                   literal(0).label("number"))
 
 
-def timeline(job_ids: Sequence) -> Select:
-    """The events of these jobs, oldest first: each one's acceptance, then what was recorded since."""
+def _timeline_statement() -> Select:
+    """The events of the jobs :job_ids, oldest first: each one's acceptance, then what was recorded since."""
+    job_ids = bindparam("job_ids", expanding=True)
     recorded = select(job_events.c.job_id, job_events.c.at, job_events.c.event, job_events.c.status,
                       job_events.c.attempt, job_events.c.detail, job_events.c.id.label("number"))
     every = union_all(_accepted_events().where(jobs.c.id.in_(job_ids)),
                       recorded.where(job_events.c.job_id.in_(job_ids))).subquery()
     return select(every.c.job_id, every.c.at, every.c.event, every.c.status, every.c.attempt,
                   every.c.detail).order_by(every.c.at, every.c.number)
+
+
+_TIMELINE = _timeline_statement()
+
+
+def timeline(connection: Connection | Session, job_ids: Sequence) -> list[Row]:
+    """The events of these jobs, oldest first: each one's acceptance, then what was recorded since."""
+    return connection.execute(_TIMELINE, {"job_ids": list(job_ids)}).all()

@@ -70,7 +70,7 @@ def job_view(job_id: str) -> Row:
 
 def timeline(*job_ids) -> dict:
     """The events of these jobs, oldest first."""
-    return {"events": db.session.execute(timeline_of(job_ids)).all()}
+    return {"events": timeline_of(db.session, job_ids)}
 
 
 @blp.route("/<job_id>")

@@ -31,7 +31,7 @@ def _downgrade(engine, revision: str) -> None:
 
 def _events(engine, job_id) -> list[tuple]:
     with engine.connect() as connection:
-        return [(row.event, row.detail) for row in connection.execute(timeline([job_id]))]
+        return [(row.event, row.detail) for row in timeline(connection, [job_id])]
 
 
 def test_accepted_events_become_the_job_rows_and_come_back_on_downgrade(engine):

@@ -17,7 +17,6 @@ def test_request_ids_are_honoured_or_made_up_and_returned(api):
     assert re.fullmatch(r"[0-9a-f]{32}", hostile.headers["X-Request-ID"])
 
 
-
 @pytest.fixture()
 def log_lines(api):
     """What the app's log handler (observability.logs) writes while the test runs, line by line."""

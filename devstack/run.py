@@ -15,9 +15,7 @@ from pathlib import Path
 
 from honcho.manager import Manager
 
-import migrations
 from devstack import stack
-from models.db import Database
 from settings import get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,9 +38,7 @@ def main() -> None:
     auth = ("OFF (AUTH_DISABLED=true: every caller is an admin; set JWT_SECRET to turn it on)"
             if os.environ.get("AUTH_DISABLED", "").lower() == "true" else "on (bearer JWT)")
     settings = get_settings()
-    database = Database(settings.database_url)
-    migrations.upgrade(database.engine)
-    database.dispose()
+    stack.migrate(settings.database_url)
     print(
         f"\n  Order service\n"
         f"    API      http://127.0.0.1:{port}   (docs: http://127.0.0.1:{port}/docs)\n"

@@ -10,8 +10,15 @@ first test; the order here puts the longest first and the many short ones last, 
    is a unit of its own, whose process starts a stack of that broker for it: it is long and busy
    enough to be better off beside the rest than after it;
 2. the tests that start a stack of their own (the chaos, restart, cluster and bench runs, and those
-   parametrized by `own_broker_kind`): a unit each, so that they spread over the processes;
+   parametrized by `own_broker_kind`): a unit each, so that they spread over the processes, the
+   longest first (OWN_STACK_SECONDS);
 3. every other test: a unit per module, whose module fixtures are then set up once.
+
+pytest-xdist does not wait for a process to be free: it gives a process its next unit as soon as
+two or fewer of its tests are left to run, so the unit after a two-test one is bound to that process
+from the start. With the long own-stack units last in pytest's order, two or three of them ended up
+queued behind one process while the others ran out of work: the suite's last 30-70 s ran on one
+process, half the machine idle.
 """
 from __future__ import annotations
 
@@ -24,6 +31,18 @@ import pytest
 OWN_STACK_FOLDERS = ("chaos", "bench")
 # schemathesis: four runs of 15-20 s of CPU each, which made each broker's unit the last to end.
 SEPARATE_STACK_MODULES = ("test_fuzz.py",)
+# How long each long own-stack test took in a full run (`make test` on 2 cores, seconds), to hand
+# them out longest first; one missing from here goes after them. The order matters, not the numbers.
+OWN_STACK_SECONDS = {
+    "test_every_scenario_reports_numbers_without_errors": 67,
+    "test_twenty_redis_restarts_while_orders_flow": 53,
+    "test_a_cluster_that_loses_a_node_loses_nothing": 46,
+    "test_nothing_is_lost_doubled_or_oversold_under_chaos[rabbitmq-4]": 35,
+    "test_nothing_is_lost_doubled_or_oversold_under_chaos[rabbitmq-2]": 34,
+    "test_nothing_is_lost_doubled_or_oversold_under_chaos[redis-4]": 23,
+    "test_postgres_restarts_refuse_with_503_and_lose_nothing": 21,
+    "test_nothing_is_lost_doubled_or_oversold_under_chaos[redis-2]": 19,
+}
 
 _JWT = re.compile(r"eyJ[\w-]*\.eyJ[\w-]*\.[\w-]*")
 
@@ -60,15 +79,15 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: units[id(item)][0])  # stable: each rank keeps pytest's order
 
 
-def _unit(item) -> tuple[int, str | None]:
+def _unit(item) -> tuple[tuple[int, int], str | None]:
     """The item's rank and group (None: a unit of its own)."""
     params = item.callspec.params if hasattr(item, "callspec") else {}
     if "broker_kind" in params:
         separate = f"-{item.path.stem}" if item.path.name in SEPARATE_STACK_MODULES else ""
-        return 0, f"stack-{params['broker_kind']}{separate}"
+        return (0, 0), f"stack-{params['broker_kind']}{separate}"
     if "own_broker_kind" in params or item.path.parent.name in OWN_STACK_FOLDERS:
-        return 1, None
-    return 2, item.nodeid.partition("::")[0]
+        return (1, -OWN_STACK_SECONDS.get(item.name, 0)), None
+    return (2, 0), item.nodeid.partition("::")[0]
 
 
 def _name_group_in_id(item, group: str) -> None:

@@ -17,16 +17,17 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs it)")
 
 
-def chromium(tmp_path, url, *args):
-    """Run headless Chromium on `url` with every host but loopback unresolvable."""
+def chromium(tmp_path, url, screenshot: Path) -> str:
+    """Open `url` in headless Chromium with every host but loopback unresolvable; the page's DOM once
+    its scripts ran, and a screenshot of it in `screenshot` (one browser start for both)."""
     command = [
         CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
         "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}",
         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "--virtual-time-budget=15000",
-        "--window-size=1280,1800", *args, url,
+        "--window-size=1280,1800", "--dump-dom", f"--screenshot={screenshot}", url,
     ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+    return subprocess.run(command, capture_output=True, text=True, timeout=120).stdout
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +45,7 @@ def screenshot(stack_env, name: str) -> Path:
 
 
 def test_swagger_ui_shows_every_operation(api, stack_env, tmp_path):
-    dom = chromium(tmp_path, f"{api.url}/docs", "--dump-dom").stdout
-    chromium(tmp_path, f"{api.url}/docs", f"--screenshot={screenshot(stack_env, 'docs')}")
+    dom = chromium(tmp_path, f"{api.url}/docs", screenshot(stack_env, "docs"))
 
     for path in ("/orders/{id}", "/jobs/{job_id}", "/orders",
                  "/customers/{customer_id}/orders", "/readyz"):
@@ -56,8 +56,7 @@ def test_swagger_ui_shows_every_operation(api, stack_env, tmp_path):
 def test_flower_dashboard_lists_the_worker(api, stack_env, flower_url, tmp_path):
     api.wait(api.submit(41, [{"product_id": 1, "quantity": 1}]).json()["job_id"])
 
-    dom = chromium(tmp_path, f"{flower_url}/workers", "--dump-dom").stdout
-    chromium(tmp_path, f"{flower_url}/workers", f"--screenshot={screenshot(stack_env, 'flower')}")
+    dom = chromium(tmp_path, f"{flower_url}/workers", screenshot(stack_env, "flower"))
 
     assert "worker1@" in dom
     assert screenshot(stack_env, "flower").stat().st_size > 10_000

@@ -23,8 +23,12 @@ run: $(STAMP)
 # timers, not on the CPU; which tests go together, and in which order, is tests/parallel.py's.
 TEST_PROCESSES ?= 4
 
+# The suite starts about two hundred Python processes (APIs, workers, commands, test processes): with
+# PYTHONDONTWRITEBYTECODE set, as some environments do, each would compile the project's modules
+# again, and pytest its test modules' assertions (1 s of CPU per test process).
 test: $(STAMP)
 	eval "$$($(BIN)/python -m devstack.services)" && \
+	  env -u PYTHONDONTWRITEBYTECODE \
 	  $(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
 
 migrate: $(STAMP)

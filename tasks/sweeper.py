@@ -16,7 +16,7 @@ import logging
 import threading
 from datetime import timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Interval, bindparam, func, or_, select, update
 
 from models.db import Database
 from models.jobs import CART_PENDING, COMPLETED, PROCESSING, QUEUED, RETRYING, Job
@@ -29,49 +29,50 @@ log = logging.getLogger(__name__)
 
 BATCH = 500
 
+# The statements are built once: every worker sweeps every SWEEP_INTERVAL_SECONDS, mostly to find
+# nothing, and building them anew each time cost more than running them.
+_NOW = func.now()
+_LATE = _NOW - bindparam("dispatch_deadline", type_=Interval)
+
+# How many jobs are overdue (at most BATCH: one wake-up is all they need): queued or retrying and due
+# for longer than the dispatch deadline, or claimed (processing, or completed with the cart to close)
+# with their execution's lease run out.
+_OVERDUE_JOBS = select(func.count()).select_from(
+    select(Job.id).where(or_(
+        Job.status.in_((QUEUED, RETRYING)) & (Job.next_run_at < _LATE),
+        (Job.status == PROCESSING) & (Job.next_run_at < _NOW),
+        (Job.status == COMPLETED) & (Job.cart_status == CART_PENDING) & (Job.next_run_at < _NOW),
+    )).limit(BATCH).subquery())
+
+# Pending deliveries due for longer than the dispatch deadline and not being sent: their wake-up was
+# lost (or never published). Marked due now, so they are swept again only if this wake-up is lost too.
+_OVERDUE_DELIVERIES = (
+    update(WebhookDelivery)
+    .where(WebhookDelivery.id.in_(
+        select(WebhookDelivery.id).where(
+            WebhookDelivery.status == PENDING,
+            WebhookDelivery.next_attempt_at < _LATE,
+            or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < _NOW),
+        ).limit(BATCH)))
+    .values(next_attempt_at=_NOW)
+    .returning(WebhookDelivery.id)
+)
+
 
 def sweep(db: Database, dispatch_deadline: float) -> int:
     """Wake executions for overdue jobs and re-send overdue webhook deliveries; returns how many."""
+    late = {"dispatch_deadline": timedelta(seconds=dispatch_deadline)}
     with db.connection() as connection:
         if not connection.execute(TRY_LOCK, {"key": SWEEPER_LOCK_KEY}).scalar():
             return 0
-        overdue = connection.execute(_overdue_jobs(dispatch_deadline)).scalar()
+        overdue = connection.execute(_OVERDUE_JOBS, late).scalar()
         woken = int(wake_another()) if overdue else 0
-        deliveries = _sweep_deliveries(db, dispatch_deadline)
+        # One statement, committed on its own (AUTOCOMMIT) before the deliveries' wake-ups go out.
+        deliveries = enqueue_deliveries(connection.execute(_OVERDUE_DELIVERIES, late).scalars().all())
     if overdue or deliveries:
         log.info("sweeper found %d overdue job(s) (%d wake-up(s) sent) and re-sent %d webhook delivery(ies)",
                  overdue, woken, deliveries)
     return woken + deliveries
-
-
-def _overdue_jobs(dispatch_deadline: float):
-    now = func.now()
-    late = now - timedelta(seconds=dispatch_deadline)
-    return select(func.count()).select_from(
-        select(Job.id).where(or_(
-            Job.status.in_((QUEUED, RETRYING)) & (Job.next_run_at < late),
-            (Job.status == PROCESSING) & (Job.next_run_at < now),
-            (Job.status == COMPLETED) & (Job.cart_status == CART_PENDING) & (Job.next_run_at < now),
-        )).limit(BATCH).subquery())
-
-
-def _sweep_deliveries(db: Database, dispatch_deadline: float) -> int:
-    """Pending deliveries due for longer than the dispatch deadline and not being sent: their
-    wake-up was lost (or never published). Marked due now, so they are swept again only if
-    this wake-up is lost too."""
-    with db.transaction() as session:
-        overdue = session.scalars(
-            update(WebhookDelivery)
-            .where(WebhookDelivery.id.in_(
-                select(WebhookDelivery.id).where(
-                    WebhookDelivery.status == PENDING,
-                    WebhookDelivery.next_attempt_at < func.now() - timedelta(seconds=dispatch_deadline),
-                    or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < func.now()),
-                ).limit(BATCH)))
-            .values(next_attempt_at=func.now())
-            .returning(WebhookDelivery.id)
-        ).all()
-    return enqueue_deliveries(overdue)
 
 
 class SweeperThread(threading.Thread):

@@ -320,7 +320,7 @@ class Stack:
     `settings` over all of it. The database is migrated once, when it is made, as a deployment's
     migration step would; its processes start with AUTO_MIGRATE=false (each start that migrates
     costs about 0.1 s of CPU more for a worker, 0.3 s for the API, and the test suite starts about a
-    hundred). tests/live/test_startup.py starts processes that migrate for themselves.
+    hundred). `start_database(migrated=False)` leaves it empty for processes that migrate it.
 
         with Stack(log_dir, broker="rabbitmq") as stack:
             stack.start(workers=2)          # database, broker and peers at once, then API and workers
@@ -337,6 +337,7 @@ class Stack:
         self.settings = dict(settings or {})
         self.base_database_url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
         self.database_url: str | None = None
+        self.migrated = True  # whether `start_database` migrated it (else its processes do: AUTO_MIGRATE)
         # A broker kind is started (and stopped) by the stack; a broker handle belongs to its caller.
         self.broker_kind = broker if isinstance(broker, str) else None
         self.broker = None if isinstance(broker, str) else broker
@@ -357,7 +358,7 @@ class Stack:
         if self.database_url is None or self.broker is None:
             raise RuntimeError("start the stack's database and broker before its service processes")
         return local_env(self.database_url, self.broker.env, self.peers_port, TEST_JWT_SECRET, clocks=self.clocks,
-                         **{"AUTO_MIGRATE": "false", **self.settings})
+                         **{**({"AUTO_MIGRATE": "false"} if self.migrated else {}), **self.settings})
 
     def processes(self) -> list[Proc]:
         """Every process the stack started, its broker's included."""
@@ -366,10 +367,13 @@ class Stack:
         return [proc for proc in [*broker, *own] if proc is not None]
 
     # -- the parts ------------------------------------------------------------------------------
-    def start_database(self) -> str:
-        """A fresh database, migrated to the head revision."""
+    def start_database(self, migrated: bool = True) -> str:
+        """A fresh database, migrated to the head revision; empty unless `migrated`, its processes then
+        migrating it at their start (AUTO_MIGRATE, their default)."""
         self.database_url = create_database(self.base_database_url)
-        migrate(self.database_url)
+        self.migrated = migrated
+        if migrated:
+            migrate(self.database_url)
         return self.database_url
 
     def start_broker(self):

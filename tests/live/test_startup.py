@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, text
 
 import migrations
 from devstack import stack as procs
-from devstack.brokers import start_broker
+from devstack.stack import Stack
 
 ROOT = procs.ROOT
 COMMANDS = {
@@ -60,33 +60,21 @@ def test_a_wrong_database_url_stops_the_process_with_one_line_naming_it(process,
 
 
 def test_the_api_and_a_worker_started_at_once_on_an_empty_database_migrate_it(tmp_path):
-    # The local stacks migrate their database before starting anything (devstack.stack.Stack); a
-    # deployment may leave it to the processes, as docker-compose.yml does.
-    base = os.environ["DATABASE_URL"]
-    url = procs.create_database(base)
-    broker = start_broker("redis", tmp_path)
-    started = []
-    try:
-        env = procs.local_env(url, broker.env, procs.free_port(), procs.TEST_JWT_SECRET)
-        assert "AUTO_MIGRATE" not in env
-        with ThreadPoolExecutor(2) as pool:
-            starting = [pool.submit(procs.start_api, procs.free_port(), env, tmp_path, 1, 1),
-                        pool.submit(procs.start_worker, "worker1", env, tmp_path)]
-            for future in starting:
-                if future.exception() is None:
-                    started.append(future.result())
-            for future in starting:
+    # The local stacks migrate their database before starting anything; a deployment may leave it to
+    # the processes, as docker-compose.yml does.
+    with Stack(tmp_path) as stack:
+        stack.start_database(migrated=False)
+        stack.start_broker()
+        assert stack.env.get("AUTO_MIGRATE", "true") == "true"
+        with ThreadPoolExecutor(2) as pool:  # the stack stops whichever started, whatever fails
+            for future in [pool.submit(stack.start_api, 1, 1), pool.submit(stack.start_worker)]:
                 future.result()
 
-        engine = create_engine(url)
+        engine = create_engine(stack.database_url)
         with engine.connect() as connection:
             version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
         engine.dispose()
         assert version == ScriptDirectory.from_config(migrations.alembic_config()).get_current_head()
         # Both came up: the one that found the schema migrated (or being migrated: the advisory lock)
         # did not fail on it.
-        assert all(proc.alive() for proc in started)
-    finally:
-        procs.stop_together(started)
-        broker.stop()
-        procs.drop_database(base, url)
+        assert stack.api.alive() and stack.workers[0].alive()

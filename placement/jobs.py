@@ -34,12 +34,12 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from models import events
+from models import due, events
 from models.db import transaction
 from models.events import JobEvent
 from models.jobs import (
     CANCELLED, CART_CLOSED, CART_FAILED, CART_NOT_NEEDED, CART_PENDING, COMPLETED, FAILED, KIND_CANCEL, PROCESSING,
-    QUEUED, REJECTED, RETRYING, SOURCE_BODY, SOURCE_CART, UNFINISHED, Job,
+    QUEUED, REJECTED, RETRYING, SOURCE_BODY, SOURCE_CART, Job,
 )
 from models.locks import try_lock_job, try_lock_job_for_transaction
 from models.orders import CANCELLED as ORDER_CANCELLED
@@ -80,15 +80,16 @@ def _claim_statement():
     reporting (its lease, `next_run_at`, passed) and this very task's own jobs (a redelivered
     task whose worker died: free at once), and completed jobs whose cart is still to be closed.
     Rows another claim is looking at are skipped (SKIP LOCKED); so are jobs whose lock is held.
+    The scans of due jobs start at the due floor (`models.due`: their cost stays flat while a long
+    snapshot is held).
     """
     now = func.now()
     limit = bindparam("limit", type_=Integer)
-    fresh = (select(jobs.c.id).where(jobs.c.status.in_(UNFINISHED), jobs.c.next_run_at <= now)
+    fresh = (select(jobs.c.id).where(due.WAITING_UNFINISHED, jobs.c.next_run_at.between(due.SINCE, now))
              .order_by(jobs.c.next_run_at).limit(limit).with_for_update(skip_locked=True).cte("fresh"))
     mine = (select(jobs.c.id).where(jobs.c.status == PROCESSING, jobs.c.task_id == bindparam("task_id"))
             .with_for_update(skip_locked=True).cte("mine"))
-    carts = (select(jobs.c.id).where(jobs.c.cart_status == CART_PENDING, jobs.c.status == COMPLETED,
-                                     jobs.c.next_run_at <= now)
+    carts = (select(jobs.c.id).where(due.WAITING_CART, jobs.c.next_run_at.between(due.SINCE, now))
              .order_by(jobs.c.next_run_at).limit(limit).with_for_update(skip_locked=True).cte("carts"))
     candidates = union(select(fresh.c.id), select(mine.c.id), select(carts.c.id)).subquery("candidates")
     locked = (select(candidates.c.id).where(try_lock_job(candidates.c.id))
@@ -114,8 +115,8 @@ CLAIM = _claim_statement()
 
 def claim(connection: Connection, task_id: str, limit: int, lease: float) -> list[Row]:
     """Claim a batch for the execution `task_id`, oldest first: one statement."""
-    return connection.execute(CLAIM, {"task_id": task_id, "limit": limit,
-                                      "lease": timedelta(seconds=lease)}).all()
+    return connection.execute(CLAIM, {"task_id": task_id, "limit": limit, "lease": timedelta(seconds=lease),
+                                      "since": due.floor.since(connection)}).all()
 
 
 # ---- changes of many jobs in one statement ------------------------------------------------------

@@ -9,6 +9,10 @@ out. Since an execution claims whatever is due, batch after batch, and wakes
 another when a batch is full, the sweeper needs no job ids: one wake-up when
 anything is overdue. Every worker runs this loop; an advisory lock lets one
 sweep at a time.
+
+The sweeper also keeps the due floor true (`models.due`): now and then it moves
+any waiting job found below the floor up to now (`REPAIR_EVERY` sweeps; that
+scan walks the whole index, so it is the one scan not started at the floor).
 """
 from __future__ import annotations
 
@@ -18,8 +22,9 @@ from datetime import timedelta
 
 from sqlalchemy import Interval, bindparam, func, or_, select, update
 
+from models import due
 from models.db import Database
-from models.jobs import CART_PENDING, COMPLETED, PROCESSING, QUEUED, RETRYING, Job
+from models.jobs import PROCESSING, QUEUED, RETRYING, Job
 from models.locks import SWEEPER_LOCK_KEY, TRY_LOCK
 from models.webhooks import PENDING, WebhookDelivery
 from observability import tracing
@@ -28,6 +33,8 @@ from tasks.dispatch import enqueue_deliveries, wake_another
 log = logging.getLogger(__name__)
 
 BATCH = 500
+# Sweeps between two repairs of the due floor.
+REPAIR_EVERY = 12
 
 # The statements are built once: every worker sweeps every SWEEP_INTERVAL_SECONDS, mostly to find
 # nothing, and building them anew each time cost more than running them.
@@ -36,12 +43,12 @@ _LATE = _NOW - bindparam("dispatch_deadline", type_=Interval)
 
 # How many jobs are overdue (at most BATCH: one wake-up is all they need): queued or retrying and due
 # for longer than the dispatch deadline, or claimed (processing, or completed with the cart to close)
-# with their execution's lease run out.
+# with their execution's lease run out. Scanned from the due floor.
 _OVERDUE_JOBS = select(func.count()).select_from(
-    select(Job.id).where(or_(
+    select(Job.id).where(Job.next_run_at >= due.SINCE, or_(
         Job.status.in_((QUEUED, RETRYING)) & (Job.next_run_at < _LATE),
         (Job.status == PROCESSING) & (Job.next_run_at < _NOW),
-        (Job.status == COMPLETED) & (Job.cart_status == CART_PENDING) & (Job.next_run_at < _NOW),
+        due.WAITING_CART & (Job.next_run_at < _NOW),
     )).limit(BATCH).subquery())
 
 # Pending deliveries due for longer than the dispatch deadline and not being sent: their wake-up was
@@ -59,16 +66,22 @@ _OVERDUE_DELIVERIES = (
 )
 
 
-def sweep(db: Database, dispatch_deadline: float) -> int:
-    """Wake executions for overdue jobs and re-send overdue webhook deliveries; returns how many."""
-    late = {"dispatch_deadline": timedelta(seconds=dispatch_deadline)}
+def sweep(db: Database, dispatch_deadline: float, repair_floor: bool = False) -> int:
+    """Wake executions for overdue jobs and re-send overdue webhook deliveries; returns how many.
+    With `repair_floor`, first move any waiting job below the due floor up to now."""
     with db.connection() as connection:
         if not connection.execute(TRY_LOCK, {"key": SWEEPER_LOCK_KEY}).scalar():
             return 0
-        overdue = connection.execute(_OVERDUE_JOBS, late).scalar()
+        since = due.floor.since(connection)
+        if repair_floor:
+            below = connection.execute(due.BELOW_FLOOR, {"since": since}).scalars().all()
+            if below:
+                log.warning("moved %d waiting job(s) found below the due floor up to now", len(below))
+        params = {"dispatch_deadline": timedelta(seconds=dispatch_deadline), "since": since}
+        overdue = connection.execute(_OVERDUE_JOBS, params).scalar()
         woken = int(wake_another()) if overdue else 0
         # One statement, committed on its own (AUTOCOMMIT) before the deliveries' wake-ups go out.
-        deliveries = enqueue_deliveries(connection.execute(_OVERDUE_DELIVERIES, late).scalars().all())
+        deliveries = enqueue_deliveries(connection.execute(_OVERDUE_DELIVERIES, params).scalars().all())
     if overdue or deliveries:
         log.info("sweeper found %d overdue job(s) (%d wake-up(s) sent) and re-sent %d webhook delivery(ies)",
                  overdue, woken, deliveries)
@@ -84,10 +97,12 @@ class SweeperThread(threading.Thread):
         self._stop = threading.Event()
 
     def run(self) -> None:
+        sweeps = 0
         while not self._stop.wait(self.interval):
+            sweeps += 1
             try:
                 with tracing.untraced():
-                    sweep(self.db, self.dispatch_deadline)
+                    sweep(self.db, self.dispatch_deadline, repair_floor=sweeps % REPAIR_EVERY == 1)
             except Exception:  # an outage must not kill the loop; the next tick tries again
                 log.exception("sweep failed")
 

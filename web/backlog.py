@@ -10,10 +10,12 @@ import time
 
 from sqlalchemy import func, select
 
-from models.jobs import UNFINISHED, Job
+from models import due
+from models.jobs import Job
 from web.extensions import db
 
-_COUNT = select(func.count()).select_from(Job).where(Job.status.in_(UNFINISHED))
+# Scanned from the due floor: every unfinished job is at or above it.
+_COUNT = select(func.count()).select_from(Job).where(due.WAITING_UNFINISHED, Job.next_run_at >= due.SINCE)
 
 
 class Backlog:
@@ -28,6 +30,6 @@ class Backlog:
         once: harmless, both read the truth)."""
         now = time.monotonic()
         if now - self._read_at > self.ttl:
-            self._count = db.scalar(_COUNT)
+            self._count = db.scalar(_COUNT, {"since": due.floor.since(db)})
             self._read_at = now
         return self._count

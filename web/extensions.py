@@ -51,10 +51,10 @@ class RequestSessions:
             g.db_connection = self.database.autocommit_connection()
         return g.db_connection
 
-    def scalar(self, statement):
+    def scalar(self, statement, params=None):
         """One read on what the request already holds: its connection if it took one, else its session."""
         connection = g.get("db_connection")
-        return (connection if connection is not None else self.session).scalar(statement)
+        return (connection if connection is not None else self.session).scalar(statement, params)
 
     @staticmethod
     def commit() -> None:

@@ -6,11 +6,17 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
 
+from models import due
 from models.jobs import UNFINISHED, Job
 from observability import metrics
 from web.extensions import db
 
 blp = Blueprint("metrics", __name__)
+
+
+# Unfinished jobs by status, scanned from the due floor.
+_BY_STATUS = (select(Job.status, func.count()).where(due.WAITING_UNFINISHED, Job.next_run_at >= due.SINCE)
+              .group_by(Job.status))
 
 
 class QueueDepth:
@@ -22,8 +28,7 @@ class QueueDepth:
     def collect(self):
         gauge = GaugeMetricFamily("orders_jobs_unfinished", "Jobs not yet in a final status", labels=["status"])
         with self.database.transaction() as session:
-            counts = dict(session.execute(
-                select(Job.status, func.count()).where(Job.status.in_(UNFINISHED)).group_by(Job.status)).all())
+            counts = dict(session.execute(_BY_STATUS, {"since": due.floor.since(session)}).all())
         for status in UNFINISHED:
             gauge.add_metric([status], counts.get(status, 0))
         yield gauge

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from peers.errors import AmbiguousWrite, BadPeerResponse, NotFound, PreconditionFailed, TransientPeerError
+from peers.errors import BadPeerResponse, NotFound, PreconditionFailed, TransientPeerError
 from process_local import ProcessLocal
 
 _TRANSIENT_STATUSES = {408, 425, 429, 500, 502, 503, 504}
@@ -88,7 +88,6 @@ class PeerHttp:
 
     async def call(self, method: str, path: str, *, json=None, headers=None) -> Answer:
         """Send one request; return a 2xx answer or raise the matching PeerError."""
-        write = method != "GET"
         try:
             async with self._session.get().request(method, f"{self.base_url}{path}", json=json,
                                                    headers=headers) as response:
@@ -96,11 +95,9 @@ class PeerHttp:
         except aiohttp.ClientConnectorError as exc:  # refused or unresolvable: it never reached the peer
             raise TransientPeerError(f"{self.name} unreachable: {exc.__class__.__name__}", peer=self.name) from exc
         except TimeoutError as exc:
-            error = AmbiguousWrite if write else TransientPeerError
-            raise error(f"{self.name} timed out after {self.timeout}s", peer=self.name) from exc
+            raise TransientPeerError(f"{self.name} timed out after {self.timeout}s", peer=self.name) from exc
         except aiohttp.ClientError as exc:  # the connection broke: a write may have reached the peer
-            error = AmbiguousWrite if write else TransientPeerError
-            raise error(f"{self.name} unreachable: {exc.__class__.__name__}", peer=self.name) from exc
+            raise TransientPeerError(f"{self.name} unreachable: {exc.__class__.__name__}", peer=self.name) from exc
         status = answer.status
         if status < 300:
             return answer
@@ -109,8 +106,7 @@ class PeerHttp:
         if status == 412:
             raise PreconditionFailed(f"{self.name}: {path} changed since it was read", peer=self.name, status=status)
         if status in _TRANSIENT_STATUSES:
-            error = AmbiguousWrite if write and status != 429 else TransientPeerError
-            raise error(
+            raise TransientPeerError(
                 f"{self.name} answered {status}",
                 peer=self.name,
                 status=status,

@@ -4,10 +4,10 @@ of HTTP outcomes to peer errors.
 Every call has a timeout; statuses are sorted into transient (retry) and
 permanent (give up) here, once, for both peers.
 
-Why an event loop: a worker makes several peer calls per order, and they were
-most of its CPU. Made from 32 threads through urllib3, a call cost about four
-times the CPU of the same call as one of many coroutines on one loop (aiohttp
-parses answers in C; no thread hand-off per call): bench/README.md, "Peer calls
+Why an event loop: a worker makes several peer calls per order, and they are
+most of its CPU. As one of many coroutines on one loop (aiohttp parses answers
+in C; no thread hand-off per call), a call costs about a quarter of the CPU of
+the same call made from threads through urllib3: bench/README.md, "Peer calls
 on an event loop". The loop runs in a daemon thread of its own; callers in any
 thread hand it a batch of calls (`gather`) or one (`wait`) and block until the
 answers are in. The caller's context variables (log ids, the trace's current

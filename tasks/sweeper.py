@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 BATCH = 500
 
 # The statements are built once: every worker sweeps every SWEEP_INTERVAL_SECONDS, mostly to find
-# nothing, and building them anew each time cost more than running them.
+# nothing, and building them anew each time costs more than running them.
 _NOW = func.now()
 _LATE = _NOW - bindparam("dispatch_deadline", type_=Interval)
 

@@ -1,8 +1,14 @@
 """Settings fail fast and name what is wrong."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from settings import ConfigError, Settings
 
+ROOT = Path(__file__).resolve().parents[1]
 BASE = {"DATABASE_URL": "postgresql://db/x", "CELERY_BROKER_URL": "redis://r/0"}
 
 
@@ -95,3 +101,14 @@ def test_process_variables_are_typed():
     assert settings.require_flower_auth() == ["ops:pw", "admin:pw2"]
     with pytest.raises(ConfigError, match="^FLOWER_BASIC_AUTH"):
         Settings.from_env(BASE).require_flower_auth()
+
+
+def test_no_module_reads_the_environment_at_import():
+    """Settings are read by a process's entry point and passed in: importing any part of the service
+    with no variable set (none of DATABASE_URL, CELERY_BROKER_URL, ...) succeeds."""
+    modules = ["web", "web.commands", "tasks", "tasks.orders", "tasks.webhooks", "tasks.dispatch", "tasks.runtime",
+               "celeryconfig", "observability.logs", "observability.metrics", "placement.batch", "webhooks.sending"]
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONWARNINGS": "error"}
+    result = subprocess.run([sys.executable, "-c", f"import {', '.join(modules)}"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

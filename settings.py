@@ -142,13 +142,15 @@ class Settings:
     worker_pool: str = "threads"
     worker_metrics_port: int = 0  # 0: no endpoint
     worker_metrics_addr: str = "127.0.0.1"
-    # gunicorn (gunicorn.conf.py); Prometheus' multiprocess directory (None: one gunicorn makes up its own)
+    # gunicorn (gunicorn.conf.py)
     host: str = "0.0.0.0"  # noqa: S104 - containers listen on all interfaces
     port: int = 8000
     web_workers: int = 2
     web_threads: int = 4
     access_log: bool = False
+    # Prometheus' multiprocess directory (None: gunicorn.conf.py makes one up)
     metrics_dir: str | None = None
+    # Flower (flowerconfig.py)
     flower_basic_auth: tuple[str, ...] = ()
     flower_max_tasks: int = 10_000
     log_level: str = "INFO"

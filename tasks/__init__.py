@@ -15,28 +15,30 @@ import celeryconfig
 from settings import Settings, get_settings
 
 app = Celery("orders")
-_settings: list[Settings] = []  # the one the app is configured with, once there is one
+_settings: Settings | None = None  # what the app is configured with, once it is
 
 
 def init_app(settings: Settings) -> Celery:
     """Configure the app from `settings` (read by Celery when it first needs them)."""
-    if app.configured and _settings and settings.broker_url != _settings[0].broker_url:
+    global _settings
+    if app.configured and _settings is not None and settings.broker_url != _settings.broker_url:
         # Celery keeps its connection pools to the broker it was first configured with.
         raise RuntimeError("this process's Celery app is already configured for another broker")
     app.config_from_object(celeryconfig.from_settings(settings))
-    _settings[:] = [settings]
+    _settings = settings
     return app
 
 
 def app_settings() -> Settings:
     """The settings the app is configured with: those given to `init_app`, else the process's own."""
-    if not _settings:
+    if _settings is None:
         init_app(get_settings())
-    return _settings[0]
+    return _settings
 
 
 @app.on_configure.connect
 def _configure(**_) -> None:
+    """Celery is about to read its configuration: the process's settings, unless `init_app` gave some."""
     app_settings()
 
 

@@ -8,6 +8,7 @@ from prometheus_client import start_http_server
 
 import migrations
 from observability import logs, metrics, tracing
+from tasks import app_settings
 
 log = logging.getLogger(__name__)
 _sweeper = None
@@ -16,8 +17,6 @@ _sweeper = None
 @signals.setup_logging.connect
 def _logging(**_):
     """Our format (text or JSON, with job ids) instead of Celery's."""
-    from tasks import app_settings
-
     settings = app_settings()
     logs.configure(settings.log_level, settings.log_format)
 
@@ -25,7 +24,6 @@ def _logging(**_):
 @signals.worker_init.connect
 def _prepare(**_):
     """Fail fast on bad configuration and bring the schema up to date before taking work."""
-    from tasks import app_settings
     from tasks.runtime import get_runtime
 
     settings = app_settings()
@@ -43,7 +41,6 @@ def _prepare(**_):
 @signals.worker_ready.connect
 def _start_sweeper(**_):
     global _sweeper
-    from tasks import app_settings
     from tasks.runtime import get_runtime
     from tasks.sweeper import SweeperThread
 

@@ -69,7 +69,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     return app
 
 
-
 def ready(app: Flask) -> None:
     """Before the app serves: its database answers (else one line naming DATABASE_URL) and, with
     AUTO_MIGRATE, its schema is brought up to date."""

@@ -48,7 +48,7 @@ def embedded_postgres() -> str:
     runs as another user, in the temporary directory, which that user can reach however private
     the checkout is.
     """
-    from devstack import postgres
+    from devstack import postgres  # not at the top: devstack.postgres imports devstack.stack, which imports this
 
     url = f"postgresql+psycopg2://postgres@127.0.0.1:{EMBEDDED_POSTGRES_PORT}/postgres"
     if answers(url, EMBEDDED_POSTGRES_PORT):
@@ -59,7 +59,7 @@ def embedded_postgres() -> str:
     if not (data / "PG_VERSION").exists():
         postgres.create_cluster(data, bindir, user)
     subprocess.run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(data / "server.log"), "-w", "start", "-o",
-                    f"-p {EMBEDDED_POSTGRES_PORT} -h 127.0.0.1 -k {data} -c max_connections=300"],
+                    f"-p {EMBEDDED_POSTGRES_PORT} -h 127.0.0.1 -k {shlex.quote(str(data))} -c max_connections=300"],
                    check=True, capture_output=True, user=user)
     return url
 
@@ -67,6 +67,8 @@ def embedded_postgres() -> str:
 def embedded_postgres_data(bindir: Path, user: str | None) -> Path:
     """Where the embedded PostgreSQL of `bindir`'s version keeps its data: under .data/, or, for a
     server run as `user`, in a folder of that user's in the temporary directory."""
+    from devstack import postgres  # not at the top: devstack.postgres imports devstack.stack, which imports this
+
     home = DATA
     if user is not None:
         home = Path(tempfile.gettempdir()) / f"orders-data-{hashlib.sha256(bytes(DATA)).hexdigest()[:12]}"
@@ -74,8 +76,6 @@ def embedded_postgres_data(bindir: Path, user: str | None) -> Path:
         entry = pwd.getpwnam(user)
         os.chown(home, entry.pw_uid, entry.pw_gid)
     home.mkdir(parents=True, exist_ok=True)
-    from devstack import postgres
-
     return home / f"postgres-{postgres.version(bindir).split('.')[0]}"
 
 

@@ -33,9 +33,9 @@ LOG_LEVELS = ("info", "debug", "warning", "error", "critical")
 class ConfigError(SystemExit):
     """A required setting is missing, malformed or points nowhere; the message names it.
 
-    A SystemExit, so that wherever start-up raises it (gunicorn's master loading the
-    app, a Celery signal handler, the flask CLI, an import of celeryconfig) the
-    process stops with that one line (Python prints it, exit status 1), not a
+    A SystemExit, so that wherever start-up raises it (gunicorn.conf.py or its master's
+    on_starting, Celery loading its configuration or a signal handler, Flower's
+    flowerconfig.py, the flask CLI) the process stops with that one line (Python prints it, exit status 1), not a
     traceback, and no handler of `Exception` on the way carries on without it.
     """
 

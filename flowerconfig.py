@@ -1,15 +1,14 @@
-"""Flower's settings (Flower reads ./flowerconfig.py): never open, always behind basic auth.
+"""Flower's settings (Flower reads ./flowerconfig.py), from the service's `Settings`: never open,
+always behind basic auth.
 
 FLOWER_BASIC_AUTH=user:password (comma-separate several) is required; Flower
 refuses to start without it rather than show orders to anyone.
 """
-import os
+from tasks import app_settings
 
-_credentials = os.environ.get("FLOWER_BASIC_AUTH", "").strip()
-if not _credentials or ":" not in _credentials:
-    raise SystemExit("FLOWER_BASIC_AUTH=user:password must be set; Flower is never served without auth")
+_settings = app_settings()  # the settings the Celery app Flower watches is configured with
 
-basic_auth = [pair.strip() for pair in _credentials.split(",") if pair.strip()]
-# Keep the last 10,000 tasks on the dashboard; older ones drop off.
-max_tasks = int(os.environ.get("FLOWER_MAX_TASKS", "10000"))
+basic_auth = _settings.require_flower_auth()
+# Keep the last FLOWER_MAX_TASKS (10,000) tasks on the dashboard; older ones drop off.
+max_tasks = _settings.flower_max_tasks
 persistent = False

@@ -24,13 +24,18 @@ DATABASE_SCHEMES = frozenset({"postgresql", "postgres", "postgresql+psycopg2"})
 DATABASE_DRIVER = "postgresql+psycopg2"
 DATABASE_URL_EXAMPLE = "postgresql://user:password@host:5432/database"
 
+# The first of each is the default.
+WORKER_POOLS = ("threads", "prefork", "solo")  # Celery's pools that need no extra package
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("info", "debug", "warning", "error", "critical")
+
 
 class ConfigError(SystemExit):
     """A required setting is missing, malformed or points nowhere; the message names it.
 
-    A SystemExit, so that wherever start-up raises it (gunicorn's master loading the
-    app, a Celery signal handler, the flask CLI, an import of celeryconfig) the
-    process stops with that one line (Python prints it, exit status 1), not a
+    A SystemExit, so that wherever start-up raises it (gunicorn.conf.py or its master's
+    on_starting, Celery loading its configuration or a signal handler, Flower's
+    flowerconfig.py, the flask CLI) the process stops with that one line (Python prints it, exit status 1), not a
     traceback, and no handler of `Exception` on the way carries on without it.
     """
 
@@ -44,17 +49,39 @@ def _text(env, name, default=None, required=False):
     return default
 
 
-def _number(env, name, default, kind=float, minimum=0):
+def _number(env, name, default, kind=float, minimum=0, maximum=None):
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
         value = kind(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a {kind.__name__}") from None
+        raise ConfigError(f"{name}={raw!r} is not {'an integer' if kind is int else 'a number'}") from None
     if value < minimum:
         raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name}={raw!r} must be at most {maximum}")
     return value
+
+
+def _choice(env, name, choices):
+    """One of `choices` (the first is the default), case-insensitive."""
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return choices[0]
+    if raw not in choices:
+        raise ConfigError(f"{name}={raw!r} is not one of {', '.join(choices)}")
+    return raw
+
+
+def _credentials(env, name) -> tuple[str, ...]:
+    """`user:password` pairs, comma-separated; each needs both parts."""
+    pairs = tuple(pair.strip() for pair in env.get(name, "").split(",") if pair.strip())
+    for pair in pairs:
+        user, _, password = pair.partition(":")
+        if not (user and password):
+            raise ConfigError(f"{name} must be user:password (comma-separated for several)")
+    return pairs
 
 
 def _traces_exporter(env) -> bool:
@@ -112,7 +139,22 @@ class Settings:
     visibility_timeout: float = 3600.0
     db_pool_size: int = 10
     worker_concurrency: int = 16
+    worker_pool: str = "threads"
+    worker_metrics_port: int = 0  # 0: no endpoint
+    worker_metrics_addr: str = "127.0.0.1"
+    # gunicorn (gunicorn.conf.py)
+    host: str = "0.0.0.0"  # noqa: S104 - containers listen on all interfaces
+    port: int = 8000
+    web_workers: int = 2
+    web_threads: int = 4
+    access_log: bool = False
+    # Prometheus' multiprocess directory (None: gunicorn.conf.py makes one up)
+    metrics_dir: str | None = None
+    # Flower (flowerconfig.py)
+    flower_basic_auth: tuple[str, ...] = ()
+    flower_max_tasks: int = 10_000
     log_level: str = "INFO"
+    log_format: str = "text"
     auth_disabled: bool = False
     jwt_secret: str | None = None
     jwt_public_key: str | None = None
@@ -160,7 +202,19 @@ class Settings:
             visibility_timeout=_number(env, "BROKER_VISIBILITY_TIMEOUT_SECONDS", 3600.0, minimum=10),
             db_pool_size=_number(env, "DB_POOL_SIZE", 10, int, minimum=1),
             worker_concurrency=_number(env, "WORKER_CONCURRENCY", 16, int, minimum=1),
-            log_level=_text(env, "LOG_LEVEL", "INFO").upper(),
+            worker_pool=_choice(env, "WORKER_POOL", WORKER_POOLS),
+            worker_metrics_port=_number(env, "WORKER_METRICS_PORT", 0, int, maximum=65535),
+            worker_metrics_addr=_text(env, "WORKER_METRICS_ADDR", "127.0.0.1"),
+            host=_text(env, "HOST", "0.0.0.0"),  # noqa: S104 - containers listen on all interfaces
+            port=_number(env, "PORT", 8000, int, minimum=1, maximum=65535),
+            web_workers=_number(env, "WEB_WORKERS", 2, int, minimum=1),
+            web_threads=_number(env, "WEB_THREADS", 4, int, minimum=1),
+            access_log=_flag(env, "ACCESS_LOG", False),
+            metrics_dir=_text(env, "PROMETHEUS_MULTIPROC_DIR"),
+            flower_basic_auth=_credentials(env, "FLOWER_BASIC_AUTH"),
+            flower_max_tasks=_number(env, "FLOWER_MAX_TASKS", 10_000, int, minimum=1),
+            log_level=_choice(env, "LOG_LEVEL", LOG_LEVELS).upper(),
+            log_format=_choice(env, "LOG_FORMAT", LOG_FORMATS),
             tracing=_traces_exporter(env),
             service_name=_text(env, "OTEL_SERVICE_NAME"),
             auth_disabled=_flag(env, "AUTH_DISABLED", False),
@@ -230,6 +284,12 @@ class Settings:
             raise ConfigError("set only one of JWT_SECRET and JWT_PUBLIC_KEY")
         if self.jwt_secret and len(self.jwt_secret) < 32:
             raise ConfigError("JWT_SECRET must be at least 32 characters")
+
+    def require_flower_auth(self) -> list[str]:
+        """Flower is never served without basic auth."""
+        if not self.flower_basic_auth:
+            raise ConfigError("FLOWER_BASIC_AUTH=user:password must be set; Flower is never served without auth")
+        return list(self.flower_basic_auth)
 
     def require_peers(self) -> tuple[str, str]:
         """The worker cannot place an order without both peers; say so at start-up."""

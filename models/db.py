@@ -13,12 +13,12 @@ the connection a task execution holds.
 Why AUTOCOMMIT is the engine's default rather than a mode switched to: psycopg2
 leaves autocommit with a `SET default_transaction_isolation` round trip, and
 SQLAlchemy puts a switched connection back to the default as it returns it to
-the pool. With READ COMMITTED as the default, every autocommit request paid that
-round trip, and when PostgreSQL went away between a request's commit and its
-end, the failed reset escaped from `close()` (a committed submission answered
-500) and the connection never went back to the pool (SQLAlchemy's checkin runs
-its resets before returning the connection, outside its error handling). A
-switch into AUTOCOMMIT is client-side in psycopg2: it cannot fail that way.
+the pool. That reset would cost every autocommit request a round trip, and it
+can fail: when PostgreSQL goes away between a request's commit and its end, the
+failed reset escapes from `close()` (a committed submission would answer 500)
+and the connection never goes back to the pool (SQLAlchemy's checkin runs its
+resets before returning the connection, outside its error handling). A switch
+into AUTOCOMMIT is client-side in psycopg2: it cannot fail that way.
 """
 from __future__ import annotations
 

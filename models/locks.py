@@ -37,11 +37,6 @@ def try_lock_job_for_transaction(job_id: ColumnElement) -> ColumnElement:
     return func.pg_try_advisory_xact_lock(_JOB, func.hashtext(cast(job_id, Text)))
 
 
-def unlock_job(job_id: ColumnElement) -> ColumnElement:
-    """SQL: give back the job's lock taken by `try_lock_job`."""
-    return func.pg_advisory_unlock(_JOB, func.hashtext(cast(job_id, Text)))
-
-
 # Take the lock :key (a 64-bit key) if it is free: true, else false at once.
 TRY_LOCK = select(func.pg_try_advisory_lock(bindparam("key", type_=BigInteger)))
 

@@ -9,7 +9,6 @@ outcome is logged), so a log line leads to its trace.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from contextvars import ContextVar
 
@@ -33,9 +32,9 @@ class _Correlation(logging.Filter):
         return True
 
 
-def configure(level: str = "INFO", fmt: str | None = None) -> None:
-    """Send every logger's records to stderr in the chosen format; safe to call more than once."""
-    fmt = (fmt or os.environ.get("LOG_FORMAT", "text")).lower()
+def configure(level: str = "INFO", fmt: str = "text") -> None:
+    """Send every logger's records to stderr in `fmt` (Settings.log_format: text or json); safe to
+    call more than once."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_Correlation())
     if fmt == "json":

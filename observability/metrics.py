@@ -1,13 +1,12 @@
 """Prometheus metrics of the service, and how each process exposes them.
 
 The API runs several gunicorn processes, so it uses prometheus_client's
-multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set up by gunicorn.conf.py) and
-sums all processes on every scrape. The worker serves its own endpoint on
+multiprocess mode (PROMETHEUS_MULTIPROC_DIR, which prometheus_client reads
+itself; gunicorn.conf.py sets it up, Settings.metrics_dir holds it) and sums
+all processes on every scrape. The worker serves its own endpoint on
 WORKER_METRICS_PORT.
 """
 from __future__ import annotations
-
-import os
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import multiprocess
@@ -29,18 +28,19 @@ webhook_attempts = Counter("orders_webhook_sends_total",
                            "skipped (not due or already being sent)", ["result"])
 
 
-def registry_for_scrape() -> CollectorRegistry:
-    """All processes' metrics in multiprocess mode, else this process's."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+def registry_for_scrape(multiprocess_dir: str | None) -> CollectorRegistry:
+    """All processes' metrics in multiprocess mode (`multiprocess_dir`: Settings.metrics_dir), else
+    this process's."""
+    if multiprocess_dir:
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)
         return registry
     return REGISTRY
 
 
-def render(*extra) -> bytes:
+def render(multiprocess_dir: str | None, *extra) -> bytes:
     """The text exposition of the process's (or all processes') metrics, then of `extra` collectors."""
     scrape = CollectorRegistry(auto_describe=False)
     for collector in extra:
         scrape.register(collector)
-    return generate_latest(registry_for_scrape()) + generate_latest(scrape)
+    return generate_latest(registry_for_scrape(multiprocess_dir)) + generate_latest(scrape)

@@ -18,17 +18,14 @@ class PeerError(Exception):
 
 
 class TransientPeerError(PeerError):
-    """Worth retrying: connection refused, timeout, 5xx, 429."""
+    """Worth retrying: connection refused or broken, timeout, 5xx, 429. A write that ends so may have
+    been applied all the same; the caller's protocol must allow for it (placement/inventory.py)."""
 
     code = "peer_unavailable"
 
     def __init__(self, message: str, *, peer: str, status: int | None = None, retry_after: float | None = None):
         super().__init__(message, peer=peer, status=status)
         self.retry_after = retry_after
-
-
-class AmbiguousWrite(TransientPeerError):
-    """A write whose outcome is unknown (timeout, 5xx): it may or may not have been applied."""
 
 
 class PreconditionFailed(PeerError):

@@ -4,10 +4,10 @@ of HTTP outcomes to peer errors.
 Every call has a timeout; statuses are sorted into transient (retry) and
 permanent (give up) here, once, for both peers.
 
-Why an event loop: a worker makes several peer calls per order, and they were
-most of its CPU. Made from 32 threads through urllib3, a call cost about four
-times the CPU of the same call as one of many coroutines on one loop (aiohttp
-parses answers in C; no thread hand-off per call): bench/README.md, "Peer calls
+Why an event loop: a worker makes several peer calls per order, and they are
+most of its CPU. As one of many coroutines on one loop (aiohttp parses answers
+in C; no thread hand-off per call), a call costs about a quarter of the CPU of
+the same call made from threads through urllib3: bench/README.md, "Peer calls
 on an event loop". The loop runs in a daemon thread of its own; callers in any
 thread hand it a batch of calls (`gather`) or one (`wait`) and block until the
 answers are in. The caller's context variables (log ids, the trace's current
@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from peers.errors import AmbiguousWrite, BadPeerResponse, NotFound, PreconditionFailed, TransientPeerError
+from peers.errors import BadPeerResponse, NotFound, PreconditionFailed, TransientPeerError
 from process_local import ProcessLocal
 
 _TRANSIENT_STATUSES = {408, 425, 429, 500, 502, 503, 504}
@@ -88,7 +88,6 @@ class PeerHttp:
 
     async def call(self, method: str, path: str, *, json=None, headers=None) -> Answer:
         """Send one request; return a 2xx answer or raise the matching PeerError."""
-        write = method != "GET"
         try:
             async with self._session.get().request(method, f"{self.base_url}{path}", json=json,
                                                    headers=headers) as response:
@@ -96,11 +95,9 @@ class PeerHttp:
         except aiohttp.ClientConnectorError as exc:  # refused or unresolvable: it never reached the peer
             raise TransientPeerError(f"{self.name} unreachable: {exc.__class__.__name__}", peer=self.name) from exc
         except TimeoutError as exc:
-            error = AmbiguousWrite if write else TransientPeerError
-            raise error(f"{self.name} timed out after {self.timeout}s", peer=self.name) from exc
+            raise TransientPeerError(f"{self.name} timed out after {self.timeout}s", peer=self.name) from exc
         except aiohttp.ClientError as exc:  # the connection broke: a write may have reached the peer
-            error = AmbiguousWrite if write else TransientPeerError
-            raise error(f"{self.name} unreachable: {exc.__class__.__name__}", peer=self.name) from exc
+            raise TransientPeerError(f"{self.name} unreachable: {exc.__class__.__name__}", peer=self.name) from exc
         status = answer.status
         if status < 300:
             return answer
@@ -109,8 +106,7 @@ class PeerHttp:
         if status == 412:
             raise PreconditionFailed(f"{self.name}: {path} changed since it was read", peer=self.name, status=status)
         if status in _TRANSIENT_STATUSES:
-            error = AmbiguousWrite if write and status != 429 else TransientPeerError
-            raise error(
+            raise TransientPeerError(
                 f"{self.name} answered {status}",
                 peer=self.name,
                 status=status,

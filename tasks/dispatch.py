@@ -30,8 +30,7 @@ from functools import lru_cache
 import redis
 
 from process_local import ProcessLocal
-from settings import get_settings
-from tasks import app
+from tasks import app, app_settings
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +50,12 @@ FLAG_GRACE_SECONDS = 0.05
 COUNTDOWN_STEP = 1.0
 
 
-@lru_cache(maxsize=1)
 def _flags() -> ProcessLocal[redis.Redis]:
-    url = get_settings().redis_url
+    return _flag_clients(app_settings().redis_url)
+
+
+@lru_cache(maxsize=None)
+def _flag_clients(url: str) -> ProcessLocal[redis.Redis]:
     return ProcessLocal(lambda: redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1))
 
 

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import logging
-import os
 
 from celery import signals
 from prometheus_client import start_http_server
 
 import migrations
 from observability import logs, metrics, tracing
-from settings import get_settings
+from tasks import app_settings
 
 log = logging.getLogger(__name__)
 _sweeper = None
@@ -18,7 +17,8 @@ _sweeper = None
 @signals.setup_logging.connect
 def _logging(**_):
     """Our format (text or JSON, with job ids) instead of Celery's."""
-    logs.configure(get_settings().log_level)
+    settings = app_settings()
+    logs.configure(settings.log_level, settings.log_format)
 
 
 @signals.worker_init.connect
@@ -26,16 +26,16 @@ def _prepare(**_):
     """Fail fast on bad configuration and bring the schema up to date before taking work."""
     from tasks.runtime import get_runtime
 
-    tracing.setup(get_settings(), "orders-worker")  # before the engine and the peer pools are made
+    settings = app_settings()
+    tracing.setup(settings, "orders-worker")  # before the engine and the peer pools are made
     runtime = get_runtime()
     runtime.db.require_reachable()
-    if runtime.settings.auto_migrate:
+    if settings.auto_migrate:
         migrations.upgrade(runtime.db.engine)
-    port = int(os.environ.get("WORKER_METRICS_PORT", "0") or 0)
-    if port:
-        start_http_server(port, addr=os.environ.get("WORKER_METRICS_ADDR", "127.0.0.1"),
-                          registry=metrics.registry_for_scrape())
-        log.info("worker metrics on :%s/metrics", port)
+    if settings.worker_metrics_port:
+        start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_addr,
+                          registry=metrics.registry_for_scrape(settings.metrics_dir))
+        log.info("worker metrics on :%s/metrics", settings.worker_metrics_port)
 
 
 @signals.worker_ready.connect
@@ -44,7 +44,7 @@ def _start_sweeper(**_):
     from tasks.runtime import get_runtime
     from tasks.sweeper import SweeperThread
 
-    settings = get_settings()
+    settings = app_settings()
     _sweeper = SweeperThread(get_runtime().db, settings.sweep_interval, settings.dispatch_deadline)
     _sweeper.start()
 

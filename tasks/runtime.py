@@ -17,7 +17,8 @@ from peers import Carts, Catalog, PeerHttp
 from placement.batch import Limits
 from placement.context import PlacementContext
 from process_local import ProcessLocal
-from settings import Settings, get_settings
+from settings import Settings
+from tasks import app_settings
 from tasks.dispatch import enqueue_deliveries
 from webhooks.sending import Sender
 
@@ -62,4 +63,4 @@ class WorkerRuntime:
 @lru_cache(maxsize=1)
 def get_runtime() -> WorkerRuntime:
     """This process's runtime."""
-    return WorkerRuntime(get_settings())
+    return WorkerRuntime(app_settings())

@@ -37,7 +37,7 @@ BATCH = 500
 REPAIR_EVERY = 12
 
 # The statements are built once: every worker sweeps every SWEEP_INTERVAL_SECONDS, mostly to find
-# nothing, and building them anew each time cost more than running them.
+# nothing, and building them anew each time costs more than running them.
 _NOW = func.now()
 _LATE = _NOW - bindparam("dispatch_deadline", type_=Interval)
 

@@ -14,10 +14,6 @@ TESTS = Path(__file__).parent
 # The folders whose tests need the live stack (subprocesses: gunicorn, a celery worker, the peers, a broker).
 LIVE = ("live", "chaos", "postman", "bench")
 
-# Unit tests build Settings from explicit dicts; these only satisfy imports that read the environment.
-os.environ.setdefault("DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
-os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
-
 
 def pytest_addoption(parser):
     parser.addoption("--broker", action="append", choices=BROKERS,

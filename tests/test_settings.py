@@ -1,8 +1,14 @@
 """Settings fail fast and name what is wrong."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from settings import ConfigError, Settings
 
+ROOT = Path(__file__).resolve().parents[1]
 BASE = {"DATABASE_URL": "postgresql://db/x", "CELERY_BROKER_URL": "redis://r/0"}
 
 
@@ -74,3 +80,35 @@ def test_waiting_requests_are_bounded_and_may_be_switched_off():
     assert Settings.from_env({**BASE, "MAX_WAITING_REQUESTS": "0"}).max_waiting_requests == 0
     with pytest.raises(ConfigError, match="MAX_WAITING_REQUESTS"):
         Settings.from_env({**BASE, "MAX_WAITING_REQUESTS": "-1"})
+
+
+@pytest.mark.parametrize(("variable", "value"), [
+    ("WEB_WORKERS", "x"), ("WEB_THREADS", "0"), ("PORT", "99999"), ("ACCESS_LOG", "maybe"), ("LOG_FORMAT", "xml"),
+    ("LOG_LEVEL", "loud"), ("WORKER_POOL", "gevent"), ("WORKER_METRICS_PORT", "-1"), ("FLOWER_MAX_TASKS", "many"),
+    ("FLOWER_BASIC_AUTH", "ops"), ("FLOWER_BASIC_AUTH", "ops:pw,:pw"),
+])
+def test_every_process_variable_is_checked_and_named(variable, value):
+    with pytest.raises(ConfigError, match=f"^{variable}"):
+        Settings.from_env({**BASE, variable: value})
+
+
+def test_process_variables_are_typed():
+    settings = Settings.from_env({**BASE, "WEB_WORKERS": "3", "PORT": "8100", "ACCESS_LOG": "true", "LOG_FORMAT": "JSON",
+                                  "WORKER_POOL": "prefork", "WORKER_METRICS_PORT": "9100",
+                                  "FLOWER_BASIC_AUTH": "ops:pw, admin:pw2", "FLOWER_MAX_TASKS": "50"})
+    assert (settings.web_workers, settings.port, settings.access_log, settings.log_format) == (3, 8100, True, "json")
+    assert (settings.worker_pool, settings.worker_metrics_port, settings.flower_max_tasks) == ("prefork", 9100, 50)
+    assert settings.require_flower_auth() == ["ops:pw", "admin:pw2"]
+    with pytest.raises(ConfigError, match="^FLOWER_BASIC_AUTH"):
+        Settings.from_env(BASE).require_flower_auth()
+
+
+def test_no_module_reads_the_environment_at_import():
+    """Settings are read by a process's entry point and passed in: importing any part of the service
+    with no variable set (none of DATABASE_URL, CELERY_BROKER_URL, ...) succeeds."""
+    modules = ["web", "web.commands", "tasks", "tasks.orders", "tasks.webhooks", "tasks.dispatch", "tasks.runtime",
+               "celeryconfig", "observability.logs", "observability.metrics", "placement.batch", "webhooks.sending"]
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONWARNINGS": "error"}
+    result = subprocess.run([sys.executable, "-c", f"import {', '.join(modules)}"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

@@ -2,12 +2,17 @@
 
 It only reads jobs and orders and creates jobs; it never calls a peer and never
 places an order itself, so its answer time does not depend on them.
+
+Building the app touches nothing outside the process: what serves it (gunicorn's
+on_starting) or a command that uses the database calls `ready` first, so
+commands that need no database (`flask mint-token`) never connect to one.
 """
 from __future__ import annotations
 
 from flask import Flask
 
 import migrations
+import tasks
 from models.db import Database
 from observability import logs, tracing
 from settings import Settings, get_settings
@@ -23,9 +28,10 @@ BEARER = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    """Build the API for `settings` (default: the environment)."""
+    """Build the API for `settings` (default: the process's, read from the environment)."""
     settings = settings or get_settings()
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
+    tasks.init_app(settings)  # wake-ups go to this broker, the flag to this Redis
     tracing.setup(settings, "orders-api")  # before the database's engine: its SQL is traced
     app = Flask(__name__)
     tracing.instrument_app(app)
@@ -47,11 +53,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # Validation errors key list items by index next to "_schema": mixed keys cannot be sorted.
     app.json.sort_keys = False
     converters.init_app(app)
-    database = Database(settings.database_url, pool_size=settings.db_pool_size)
-    database.require_reachable()
-    if settings.auto_migrate:
-        migrations.upgrade(database.engine)
-    db.init_app(app, database)
+    db.init_app(app, Database(settings.database_url, pool_size=settings.db_pool_size))
     api.init_app(app)
     api.register_converter(IdConverter, id_schema)
     api.register_blueprint(orders.make_blueprint(settings, backlog))
@@ -66,3 +68,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     commands.init_app(app)
     return app
 
+
+def ready(app: Flask) -> None:
+    """Before the app serves: its database answers (else one line naming DATABASE_URL) and, with
+    AUTO_MIGRATE, its schema is brought up to date."""
+    database = app.extensions["database"]
+    database.require_reachable()
+    if app.extensions["settings"].auto_migrate:
+        migrations.upgrade(database.engine)

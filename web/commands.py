@@ -13,6 +13,11 @@ from models.jobs import FAILED, KIND_PLACE, UNFINISHED, Job
 
 
 def _database():
+    """The app's database, checked and migrated as before serving (web.ready); only the commands
+    that use it ask for it."""
+    from web import ready
+
+    ready(current_app)
     return current_app.extensions["database"]
 
 

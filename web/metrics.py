@@ -1,7 +1,7 @@
 """`GET /metrics`: Prometheus exposition of the API, all gunicorn processes summed, plus queue depth."""
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
@@ -37,4 +37,5 @@ class QueueDepth:
 @blp.route("/metrics")
 def scrape():
     """Counters and histograms of every API process, and the queue depth."""
-    return Response(metrics.render(QueueDepth(db.database)), mimetype=CONTENT_TYPE_LATEST)
+    return Response(metrics.render(current_app.extensions["settings"].metrics_dir, QueueDepth(db.database)),
+                    mimetype=CONTENT_TYPE_LATEST)

@@ -18,8 +18,9 @@ from models.jobs import QUEUED, RETRYING, TERMINAL
 
 # The longest a request may be held (Prefer: wait=N with a larger N waits this long).
 MAX_WAIT = 30
-# Roughly how many jobs a deployment places a second (README, Performance: 40-55 end to end on one
-# 2-core host): a queued job behind `backlog` others is told to come back in backlog / this seconds.
+# A low estimate of how many jobs a deployment places a second: a queued job behind `backlog` others
+# is told to come back in backlog / this seconds. Too low only makes a poller wait a little longer;
+# too high would have it poll before its job can have moved.
 JOBS_PER_SECOND_HINT = 50
 
 TERMINAL_STATUSES = frozenset(TERMINAL)

@@ -18,7 +18,7 @@ from devstack.stack import TEST_JWT_SECRET, TEST_WEBHOOK_SECRET
 from devstack.tokens import token
 from models import Base
 from settings import Settings
-from web import create_app
+from web import create_app, ready
 
 LOGS = Path(__file__).resolve().parents[2] / "test-artifacts" / "logs" / "web"
 
@@ -33,13 +33,15 @@ def redis_url():
 
 @pytest.fixture()
 def make_app(database_url, redis_url):
-    """`make_app(VARIABLE="value", ...)`: an app on the module's database with these settings (auth off)."""
+    """`make_app(VARIABLE="value", ...)`: an app on the module's database with these settings (auth off),
+    readied as gunicorn readies it before serving."""
     apps = []
 
     def make(**env):
         settings = Settings.from_env({"DATABASE_URL": database_url, "CELERY_BROKER_URL": redis_url,
                                       "AUTH_DISABLED": "true", **env})
         apps.append(create_app(settings))
+        ready(apps[-1])
         return apps[-1]
 
     yield make

@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, text
 from devstack import stack as procs
 from devstack.postgres import PrivatePostgres
 from settings import Settings
-from web import create_app, errors
+from web import create_app, errors, ready
 
 JOB = uuid.uuid4()
 ENDPOINTS = [
@@ -32,11 +32,12 @@ def postgres(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def client(postgres):
+def client(postgres, redis_url):
     # The rate limiter's Redis does not answer either: requests pass uncounted, as in production.
-    settings = Settings.from_env({"DATABASE_URL": postgres.url, "AUTH_DISABLED": "true",
-                                  "CELERY_BROKER_URL": f"redis://127.0.0.1:{procs.free_port()}/0"})
+    settings = Settings.from_env({"DATABASE_URL": postgres.url, "AUTH_DISABLED": "true", "CELERY_BROKER_URL": redis_url,
+                                  "RATE_LIMIT_STORAGE_URI": f"redis://127.0.0.1:{procs.free_port()}/0"})
     app = create_app(settings)
+    ready(app)
     yield app.test_client()
     app.extensions["database"].dispose()
 

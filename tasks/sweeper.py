@@ -13,7 +13,6 @@ sweep at a time.
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import timedelta
 
 from sqlalchemy import Interval, bindparam, func, or_, select, update
@@ -22,7 +21,6 @@ from models.db import Database
 from models.jobs import CART_PENDING, COMPLETED, PROCESSING, QUEUED, RETRYING, Job
 from models.locks import SWEEPER_LOCK_KEY, TRY_LOCK
 from models.webhooks import PENDING, WebhookDelivery
-from observability import tracing
 from tasks.dispatch import enqueue_deliveries, wake_another
 
 log = logging.getLogger(__name__)
@@ -73,23 +71,3 @@ def sweep(db: Database, dispatch_deadline: float) -> int:
         log.info("sweeper found %d overdue job(s) (%d wake-up(s) sent) and re-sent %d webhook delivery(ies)",
                  overdue, woken, deliveries)
     return woken + deliveries
-
-
-class SweeperThread(threading.Thread):
-    """Runs `sweep` every `interval` seconds until stopped."""
-
-    def __init__(self, db: Database, interval: float, dispatch_deadline: float):
-        super().__init__(name="job-sweeper", daemon=True)
-        self.db, self.interval, self.dispatch_deadline = db, interval, dispatch_deadline
-        self._stop = threading.Event()
-
-    def run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                with tracing.untraced():
-                    sweep(self.db, self.dispatch_deadline)
-            except Exception:  # an outage must not kill the loop; the next tick tries again
-                log.exception("sweep failed")
-
-    def stop(self) -> None:
-        self._stop.set()

@@ -1,5 +1,8 @@
 """`GET /metrics` in Prometheus' text format: the API's request and submission counters, and the
-queue depth read from PostgreSQL. (Summed over gunicorn's processes: tests/live/test_observability.py.)"""
+queue's figures read from PostgreSQL (depth, oldest unfinished job's age, jobs due but unclaimed).
+(Summed over gunicorn's processes: tests/live/test_observability.py.)"""
+from sqlalchemy import text
+
 from tests.prometheus import samples, value
 
 ITEM = [{"product_id": 2, "quantity": 1}]
@@ -24,3 +27,21 @@ def test_requests_submissions_and_the_queue_depth_are_exposed(api, jobs):
     assert delta("orders_jobs_accepted_total") == 1
     assert {status: value(after, "orders_jobs_unfinished", status=status)
             for status in ("queued", "processing", "retrying")} == {"queued": 3, "processing": 0, "retrying": 1}
+
+
+def test_the_oldest_unfinished_jobs_age_and_the_jobs_due_but_unclaimed(api, jobs, engine):
+    assert (value(samples(api.get("/metrics").text), "orders_jobs_oldest_unfinished_age_seconds"),
+            value(samples(api.get("/metrics").text), "orders_jobs_due_unclaimed")) == (0, 0)
+    due = [jobs.park("queued", due_in=-1), jobs.park("retrying", due_in=-1)]
+    jobs.park("queued", due_in=3600)  # not due yet
+    jobs.park("processing", due_in=-1)  # claimed, its lease run out: the sweeper's, not unclaimed
+    jobs.park("completed", due_in=-1)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE jobs SET created_at = now() - interval '90 seconds' WHERE id = :id"),
+                           {"id": due[1]})
+
+    scrape = samples(api.get("/metrics").text)
+
+    assert value(scrape, "orders_jobs_due_unclaimed") == 2
+    assert 90 <= value(scrape, "orders_jobs_oldest_unfinished_age_seconds") < 3600
+    assert value(scrape, "orders_database_up") == 1

@@ -1,6 +1,12 @@
 """`GET /metrics` in Prometheus' text format: the API's request and submission counters, and the
 queue's figures read from PostgreSQL (depth, oldest unfinished job's age, jobs due but unclaimed).
-(Summed over gunicorn's processes: tests/live/test_observability.py.)"""
+(Summed over gunicorn's processes: tests/live/test_observability.py.) Every metric the alert rules
+name is one of these."""
+import re
+from pathlib import Path
+
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
 from tests.prometheus import samples, value
@@ -45,3 +51,31 @@ def test_the_oldest_unfinished_jobs_age_and_the_jobs_due_but_unclaimed(api, jobs
     assert value(scrape, "orders_jobs_due_unclaimed") == 2
     assert 90 <= value(scrape, "orders_jobs_oldest_unfinished_age_seconds") < 3600
     assert value(scrape, "orders_database_up") == 1
+
+
+RULES = Path(__file__).resolve().parents[2] / "observability" / "alerts.yml"
+# What is not a metric in an expression: quoted strings, label matchers, ranges, grouping clauses,
+# function calls, operators' keywords, numbers.
+_NOT_NAMES = re.compile(r'"[^"]*"|\{[^}]*\}|\[[^\]]*\]|\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)')
+_NAME = re.compile(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\b(?!\s*\()")
+_KEYWORDS = {"and", "or", "unless", "bool", "offset"}
+_SUFFIXES = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_count", "_sum", "_created"),
+             "gauge": ("",)}
+
+
+def _named_in_rules() -> set[str]:
+    rules = [rule for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]]
+    return {name for rule in rules for name in _NAME.findall(_NOT_NAMES.sub(" ", rule["expr"]))
+            if name not in _KEYWORDS}
+
+
+def test_every_metric_the_alert_rules_name_is_exported(api):
+    # The test process holds every metric of observability.metrics, the API's and the worker's alike.
+    exported = {family.name + suffix for family in text_string_to_metric_families(api.get("/metrics").text)
+                for suffix in _SUFFIXES.get(family.type, ("",))}
+
+    named = _named_in_rules()
+
+    assert {"orders_database_up", "orders_jobs_oldest_unfinished_age_seconds", "orders_jobs_due_unclaimed",
+            "orders_jobs_finished_total", "orders_webhook_sends_total"} <= named
+    assert named - exported == set()

@@ -74,3 +74,12 @@ def test_waiting_requests_are_bounded_and_may_be_switched_off():
     assert Settings.from_env({**BASE, "MAX_WAITING_REQUESTS": "0"}).max_waiting_requests == 0
     with pytest.raises(ConfigError, match="MAX_WAITING_REQUESTS"):
         Settings.from_env({**BASE, "MAX_WAITING_REQUESTS": "-1"})
+
+
+def test_retention_keeps_30_days_by_default_and_everything_at_0():
+    assert (Settings.from_env(BASE).retention_days, Settings.from_env(BASE).retention_batch_size) == (30, 500)
+    assert Settings.from_env({**BASE, "RETENTION_DAYS": "0"}).retention_days == 0
+    with pytest.raises(ConfigError, match="RETENTION_DAYS"):
+        Settings.from_env({**BASE, "RETENTION_DAYS": "-1"})
+    with pytest.raises(ConfigError, match="RETENTION_BATCH_SIZE"):
+        Settings.from_env({**BASE, "RETENTION_BATCH_SIZE": "0"})

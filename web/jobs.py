@@ -62,8 +62,7 @@ def _shown(job, job_id: str):
     if job is None:
         order = db.session.connection().execute(_ORDER_OF_JOB, {"id": _key(job_id)}).one_or_none()
         if order is not None and auth.current().may_act_for(order.customer_id):
-            days = current_app.extensions["settings"].retention_days
-            abort(410, message=f"Job {job_id} ended more than {days} days ago and was pruned; "
+            abort(410, message=f"Job {job_id} was pruned (finished jobs are kept for RETENTION_DAYS); "
                                f"its order is /orders/{order.id}")
     abort(404, message=f"Job {job_id} not found")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from flask import current_app, request
+from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from sqlalchemy import bindparam, select
@@ -133,9 +133,8 @@ def make_blueprint(settings: Settings, backlog: Backlog) -> Blueprint:
             """
             order = _visible_order(id)
             if order.status == ORDERED and db.session.scalar(_PLACING_JOB, {"id": order.job_id}) is None:
-                days = current_app.extensions["settings"].retention_days
-                abort(409, message=f"Order {id} was placed more than {days} days ago and its job, with the "
-                                   f"record of the stock it took, was pruned: it can no longer be cancelled")
+                abort(409, message=f"Order {id} can no longer be cancelled: its job, with the record of the "
+                                   f"stock it took, was pruned (finished jobs are kept for RETENTION_DAYS)")
             try:
                 result = cancel_order(db.session, order)
             except NotAllowed as exc:

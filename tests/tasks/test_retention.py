@@ -4,9 +4,8 @@ import json
 import uuid
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import column, func, select, table, text
 
-import migrations
 from models.db import Database
 from models.locks import RETENTION_LOCK_KEY
 from observability import metrics
@@ -15,19 +14,9 @@ from tasks.retention import prune
 OLD, YOUNG = 40, 1  # days
 
 
-@pytest.fixture(scope="module")
-def engine(database_url):
-    engine = create_engine(database_url)
-    migrations.upgrade(engine)
-    yield engine
-    engine.dispose()
-
-
 @pytest.fixture()
 def db(database_url, engine):
-    with engine.begin() as connection:  # every test starts from empty tables
-        connection.execute(text("TRUNCATE jobs, job_events, inventory_moves, stock_writes, orders, order_items,"
-                                " webhook_deliveries, webhook_attempts"))
+    """The module's database (every table emptied: the `engine` fixture) as a worker holds it."""
     database = Database(database_url)
     yield database
     database.dispose()
@@ -82,8 +71,9 @@ class Rows:
                  " VALUES (:id, 1, 204, 3)", id=delivery_id)
         return delivery_id
 
-    def count(self, table: str, column: str, value) -> int:
-        return self.run(f"SELECT count(*) FROM {table} WHERE {column} = :value", value=value)
+    def count(self, name: str, key: str, value) -> int:
+        with self.engine.connect() as connection:
+            return connection.scalar(select(func.count()).select_from(table(name)).where(column(key) == value))
 
     def jobs(self) -> set:
         with self.engine.connect() as connection:

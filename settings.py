@@ -174,6 +174,10 @@ class Settings:
     webhook_backoff_base: float = 1.0
     webhook_backoff_max: float = 600.0
     webhook_timeout: float = 5.0
+    # Finished jobs (with their ledger rows and webhook deliveries) older than this many days are
+    # pruned, `retention_batch_size` jobs per transaction (tasks.retention); 0 keeps everything.
+    retention_days: int = 30
+    retention_batch_size: int = 500
     # OpenTelemetry traces: off unless OTEL_TRACES_EXPORTER=otlp; the SDK reads the other OTEL_*
     # variables itself (endpoint, sampler); the service name defaults per process kind.
     tracing: bool = False
@@ -236,6 +240,8 @@ class Settings:
             webhook_backoff_base=_number(env, "WEBHOOK_BACKOFF_BASE_SECONDS", 1.0),
             webhook_backoff_max=_number(env, "WEBHOOK_BACKOFF_MAX_SECONDS", 600.0),
             webhook_timeout=_number(env, "WEBHOOK_TIMEOUT_SECONDS", 5.0, minimum=0.1),
+            retention_days=_number(env, "RETENTION_DAYS", 30, int),
+            retention_batch_size=_number(env, "RETENTION_BATCH_SIZE", 500, int, minimum=1),
         )
         if settings.webhook_secret is not None and len(settings.webhook_secret) < 32:
             raise ConfigError("WEBHOOK_SECRET must be at least 32 characters")

@@ -203,11 +203,15 @@ def warm_every_worker(stack: Stack, args, first: int, source: str) -> int:
     return warmed
 
 
-def end_to_end(stack: Stack, args, orders: int, latency_ms: float, source: str = "items") -> dict:
+def end_to_end(stack: Stack, args, orders: int, latency_ms: float, source: str = "items",
+               before_measuring=None) -> dict:
     """Warm up, then submit `orders` at --clients connections with the catalog at `latency_ms`, wait,
-    measure, check (the warm-up's orders too: they are orders like any other)."""
+    measure, check (the warm-up's orders too: they are orders like any other). `before_measuring(stack)`,
+    when given, runs between the warm-up and the measured run (bench/upkeep.py loads old rows there)."""
     stack.set_latency(latency_ms)
     warmed = warm_every_worker(stack, args, orders, source)
+    if before_measuring is not None:
+        before_measuring(stack)
     measured_from = time.time()
     factory = submission_factory(stack.api_port, orders, args.seed, source)
     with CpuMeter(stack) as whole:

@@ -32,6 +32,8 @@ class StockWrite(Base, Timestamps):
     __table_args__ = (
         CheckConstraint(f"state IN ('{PENDING}', '{APPLIED}', '{VOID}')", name="state_known"),
         Index("ix_stock_writes_pending", "product_id", postgresql_where=text(f"state = '{PENDING}'")),
+        # Retention finds the oldest writes by it (a column never updated: updates stay HOT).
+        Index("ix_stock_writes_created_at", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -54,6 +54,8 @@ class Job(Base, Timestamps):
         Index("ix_jobs_unfinished_next_run_at", "next_run_at", postgresql_where=text(f"status IN {_in(UNFINISHED)}")),
         Index("ix_jobs_cart_pending", "next_run_at", postgresql_where=text(f"cart_status = '{CART_PENDING}'")),
         Index("ix_jobs_processing_task_id", "task_id", postgresql_where=text(f"status = '{PROCESSING}'")),
+        # Retention finds the oldest jobs by it; a column never updated, so it keeps updates HOT.
+        Index("ix_jobs_created_at", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -63,8 +65,8 @@ class Job(Base, Timestamps):
     kind: Mapped[str] = mapped_column(String(8), default=KIND_PLACE, server_default=KIND_PLACE)
     # For a cancellation: the order it cancels (one cancellation job per order).
     cancels_order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id", use_alter=True), unique=True)
-    # For a replay of a failed job: the job it replays.
-    replay_of: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id"), index=True)
+    # For a replay of a failed job: the job it replays (None once retention pruned that one).
+    replay_of: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), index=True)
     source: Mapped[str] = mapped_column(String(8))
     # Items as submitted (None: take them from the cart), then as resolved by the worker.
     requested_items: Mapped[list | None] = mapped_column(JSONB)

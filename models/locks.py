@@ -7,7 +7,7 @@ a worker dies, PostgreSQL drops that connection and with it every lock it held:
 no lease to expire, and a Redis restart cannot lose a lock.
 
 Kinds live in separate key spaces so they never collide: products, the
-migration and the sweeper use one 64-bit key with the kind in its high bits;
+migration, the sweeper and retention use one 64-bit key with the kind in its high bits;
 jobs use the two-key form (kind, hash of the job id), which PostgreSQL keeps
 apart from the 64-bit form. Two jobs whose ids hash alike only wait for each
 other, never share a lock holder's work.
@@ -17,9 +17,10 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, ColumnElement, Integer, Text, bindparam, cast, column, func, select, table
 from sqlalchemy.dialects.postgresql import ARRAY
 
-_JOB, _PRODUCT, _MIGRATION, _SWEEPER = 1, 2, 3, 4
+_JOB, _PRODUCT, _MIGRATION, _SWEEPER, _RETENTION = 1, 2, 3, 4, 5
 MIGRATION_LOCK_KEY = _MIGRATION << 56
 SWEEPER_LOCK_KEY = _SWEEPER << 56
+RETENTION_LOCK_KEY = _RETENTION << 56
 
 
 def product_key(product_id: int) -> int:

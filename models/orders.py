@@ -1,13 +1,15 @@
 """The seed's `orders` and `order_items` tables, with what correctness needs added.
 
-`job_id` is unique: a job can never produce a second order, however often it runs.
+`job_id` is unique: a job can never produce a second order, however often it runs. It is
+no foreign key: orders are the shop's records and outlive their jobs, which retention prunes
+(tasks.retention); the id stays, so `GET /jobs/{id}` can tell a pruned job from one never issued.
 """
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Integer, String, UniqueConstraint, func
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Integer, String, UniqueConstraint, Uuid, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base
@@ -25,7 +27,7 @@ class Order(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(Integer, index=True)
     status: Mapped[str] = mapped_column(String, default=ORDERED)
-    job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id"), unique=True)
+    job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     items: Mapped[list[OrderItem]] = relationship(

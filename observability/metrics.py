@@ -26,6 +26,9 @@ job_retries = Counter("orders_job_retries_total", "Job attempts that ended in a 
 webhook_attempts = Counter("orders_webhook_sends_total",
                            "Webhook delivery tries by result: delivered, pending (will retry), failed (gave up), "
                            "skipped (not due or already being sent)", ["result"])
+rows_pruned = Counter("orders_retention_pruned_rows_total",
+                      "Rows retention deleted (finished jobs older than RETENTION_DAYS and what belongs to them)",
+                      ["table"])
 
 
 def registry_for_scrape(multiprocess_dir: str | None) -> CollectorRegistry:

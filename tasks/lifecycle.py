@@ -1,4 +1,5 @@
-"""Worker start-up and shutdown: logging, tracing, schema, metrics endpoint, the sweeper, peer sessions."""
+"""Worker start-up and shutdown: logging, tracing, schema, metrics endpoint, the sweeper and
+retention, peer sessions."""
 from __future__ import annotations
 
 import logging
@@ -11,7 +12,7 @@ from observability import logs, metrics, tracing
 from tasks import app_settings
 
 log = logging.getLogger(__name__)
-_sweeper = None
+_chores = []
 
 
 @signals.setup_logging.connect
@@ -39,20 +40,28 @@ def _prepare(**_):
 
 
 @signals.worker_ready.connect
-def _start_sweeper(**_):
-    global _sweeper
+def _start_chores(**_):
+    """The sweeper (and its repair of the due floor), and retention unless RETENTION_DAYS=0: threads of the worker's main process, each
+    under an advisory lock, so they need no process of their own (no Celery beat) in any deployment."""
+    from tasks.periodic import Every
+    from tasks.retention import prune
     from tasks.runtime import get_runtime
-    from tasks.sweeper import SweeperThread
+    from tasks.sweeper import REPAIR_EVERY, repair_floor, sweep
 
-    settings = app_settings()
-    _sweeper = SweeperThread(get_runtime().db, settings.sweep_interval, settings.dispatch_deadline)
-    _sweeper.start()
+    settings, db = app_settings(), get_runtime().db
+    _chores.append(Every("job-sweeper", settings.sweep_interval, lambda: sweep(db, settings.dispatch_deadline)))
+    _chores.append(Every("due-floor-repair", settings.sweep_interval * REPAIR_EVERY, lambda: repair_floor(db)))
+    if settings.retention_days:
+        _chores.append(Every("retention", settings.sweep_interval,
+                             lambda: prune(db, settings.retention_days, settings.retention_batch_size)))
+    for chore in _chores:
+        chore.start()
 
 
 @signals.worker_shutdown.connect
-def _stop_sweeper(**_):
-    if _sweeper is not None:
-        _sweeper.stop()
+def _stop_chores(**_):
+    for chore in _chores:
+        chore.stop()
 
 
 @signals.worker_shutdown.connect

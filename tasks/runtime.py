@@ -29,7 +29,7 @@ class WorkerRuntime:
     def __init__(self, settings: Settings):
         self.settings = settings
         catalog_url, cart_url = settings.require_peers()
-        # Each running execution holds one connection; the sweeper takes one more. A batch waits for
+        # Each running execution holds one connection; the sweeper and retention one each. A batch waits for
         # its products while another holds them through a few peer calls (each up to the peer timeout).
         self.db = Database(settings.database_url, pool_size=max(settings.db_pool_size, settings.worker_concurrency + 2),
                            lock_timeout=settings.peer_timeout * 3)

@@ -10,14 +10,13 @@ another when a batch is full, the sweeper needs no job ids: one wake-up when
 anything is overdue. Every worker runs this loop; an advisory lock lets one
 sweep at a time.
 
-The sweeper also keeps the due floor true (`models.due`): now and then it moves
-any waiting job found below the floor up to now (`REPAIR_EVERY` sweeps; that
-scan walks the whole index, so it is the one scan not started at the floor).
+`repair_floor` keeps the due floor true (`models.due`): every `REPAIR_EVERY`
+sweeps it moves any waiting job found below the floor up to now (that scan walks
+the whole index, so it is the one scan not started at the floor, and runs seldom).
 """
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import timedelta
 
 from sqlalchemy import Interval, bindparam, func, or_, select, update
@@ -27,7 +26,6 @@ from models.db import Database
 from models.jobs import PROCESSING, QUEUED, RETRYING, Job
 from models.locks import SWEEPER_LOCK_KEY, TRY_LOCK
 from models.webhooks import PENDING, WebhookDelivery
-from observability import tracing
 from tasks.dispatch import enqueue_deliveries, wake_another
 
 log = logging.getLogger(__name__)
@@ -66,17 +64,12 @@ _OVERDUE_DELIVERIES = (
 )
 
 
-def sweep(db: Database, dispatch_deadline: float, repair_floor: bool = False) -> int:
-    """Wake executions for overdue jobs and re-send overdue webhook deliveries; returns how many.
-    With `repair_floor`, first move any waiting job below the due floor up to now."""
+def sweep(db: Database, dispatch_deadline: float) -> int:
+    """Wake executions for overdue jobs and re-send overdue webhook deliveries; returns how many."""
     with db.connection() as connection:
         if not connection.execute(TRY_LOCK, {"key": SWEEPER_LOCK_KEY}).scalar():
             return 0
         since = due.floor.since(connection)
-        if repair_floor:
-            below = connection.execute(due.BELOW_FLOOR, {"since": since}).scalars().all()
-            if below:
-                log.warning("moved %d waiting job(s) found below the due floor up to now", len(below))
         params = {"dispatch_deadline": timedelta(seconds=dispatch_deadline), "since": since}
         overdue = connection.execute(_OVERDUE_JOBS, params).scalar()
         woken = int(wake_another()) if overdue else 0
@@ -88,23 +81,12 @@ def sweep(db: Database, dispatch_deadline: float, repair_floor: bool = False) ->
     return woken + deliveries
 
 
-class SweeperThread(threading.Thread):
-    """Runs `sweep` every `interval` seconds until stopped."""
-
-    def __init__(self, db: Database, interval: float, dispatch_deadline: float):
-        super().__init__(name="job-sweeper", daemon=True)
-        self.db, self.interval, self.dispatch_deadline = db, interval, dispatch_deadline
-        self._stop = threading.Event()
-
-    def run(self) -> None:
-        sweeps = 0
-        while not self._stop.wait(self.interval):
-            sweeps += 1
-            try:
-                with tracing.untraced():
-                    sweep(self.db, self.dispatch_deadline, repair_floor=sweeps % REPAIR_EVERY == 1)
-            except Exception:  # an outage must not kill the loop; the next tick tries again
-                log.exception("sweep failed")
-
-    def stop(self) -> None:
-        self._stop.set()
+def repair_floor(db: Database) -> int:
+    """Move every waiting job found below the due floor up to now (`models.due`); returns how many."""
+    with db.connection() as connection:
+        if not connection.execute(TRY_LOCK, {"key": SWEEPER_LOCK_KEY}).scalar():
+            return 0
+        below = connection.execute(due.BELOW_FLOOR, {"since": due.floor.since(connection)}).scalars().all()
+    if below:
+        log.warning("moved %d waiting job(s) found below the due floor up to now", len(below))
+    return len(below)

@@ -112,3 +112,12 @@ def test_no_module_reads_the_environment_at_import():
     result = subprocess.run([sys.executable, "-c", f"import {', '.join(modules)}"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_retention_keeps_30_days_by_default_and_everything_at_0():
+    assert (Settings.from_env(BASE).retention_days, Settings.from_env(BASE).retention_batch_size) == (30, 500)
+    assert Settings.from_env({**BASE, "RETENTION_DAYS": "0"}).retention_days == 0
+    with pytest.raises(ConfigError, match="RETENTION_DAYS"):
+        Settings.from_env({**BASE, "RETENTION_DAYS": "-1"})
+    with pytest.raises(ConfigError, match="RETENTION_BATCH_SIZE"):
+        Settings.from_env({**BASE, "RETENTION_BATCH_SIZE": "0"})

@@ -10,6 +10,7 @@ from flask_smorest import Blueprint, abort
 from sqlalchemy import Row, bindparam, select
 
 from models.jobs import Job
+from models.orders import Order
 from models.webhooks import WebhookDelivery
 from web import auth, links, polling
 from tasks.dispatch import enqueue_deliveries
@@ -44,11 +45,26 @@ IF_NONE_MATCH = {"in": "header", "name": "If-None-Match", "required": False, "sc
                  "description": "The ETag of a previous answer: 304 without a body while the job is unchanged"}
 
 
+# The order a job placed: orders keep their job's id after retention pruned the job.
+_ORDER_OF_JOB = select(Order.id, Order.customer_id).where(Order.job_id == bindparam("id"))
+
+
 def _shown(job, job_id: str):
-    """`job` if the caller may see it; 404 for an unknown or someone else's id."""
-    if job is None or not auth.current().may_act_for(job.customer_id):
-        abort(404, message=f"Job {job_id} not found")
-    return job
+    """`job` if the caller may see it; 404 for an unknown or someone else's id, 410 for a pruned one.
+
+    Retention (tasks.retention) deletes finished jobs after RETENTION_DAYS. When an order names the
+    missing job (a completed order job), the job did exist: 410 Gone, with the order to read
+    instead. Any other pruned job (rejected, failed, cancelled, a cancellation) left no trace and is
+    a 404, like an id never issued.
+    """
+    if job is not None and auth.current().may_act_for(job.customer_id):
+        return job
+    if job is None:
+        order = db.session.connection().execute(_ORDER_OF_JOB, {"id": _key(job_id)}).one_or_none()
+        if order is not None and auth.current().may_act_for(order.customer_id):
+            abort(410, message=f"Job {job_id} was pruned (finished jobs are kept for RETENTION_DAYS); "
+                               f"its order is /orders/{order.id}")
+    abort(404, message=f"Job {job_id} not found")
 
 
 def _key(job_id: str) -> uuid.UUID:
@@ -78,9 +94,12 @@ class JobById(MethodView):
     @blp.response(200, JobSchema, headers=POLL_HEADERS)
     @blp.alt_response(304, description="The job is unchanged since the ETag sent in If-None-Match (no body)",
                       headers=POLL_HEADERS)
+    @blp.alt_response(410, description="The job completed more than RETENTION_DAYS days ago and was pruned; "
+                                       "the message names its order")
     @blp.doc(parameters=[PREFER, IF_NONE_MATCH], **links.documented(links.GET_JOB, 200, links.JOB))
     def get(self, job_id):
-        """The job's state; 404 for an id that was never issued (malformed ones included).
+        """The job's state; 404 for an id that was never issued (malformed ones included), 410 for a
+        completed job that retention pruned (its order stays).
 
         While the job is unfinished the answer says when to poll again (Retry-After); `Prefer: wait=N`
         holds the request until the job ends or N seconds pass. The ETag lets a poll answer 304.

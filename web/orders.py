@@ -10,9 +10,9 @@ import re
 from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
-from models.orders import Order
+from models.orders import ORDERED, Order
 from observability import metrics
 from settings import Settings
 from web import auth, links
@@ -122,7 +122,8 @@ def make_blueprint(settings: Settings, backlog: Backlog) -> Blueprint:
     @blp.route("/<id:id>/cancel")
     class OrderCancel(MethodView):
         @blp.response(202, JobAcceptedSchema, headers=ACCEPTED_HEADERS)
-        @blp.alt_response(409, description="The order is not Ordered (and no cancellation of it exists)")
+        @blp.alt_response(409, description="The order is not Ordered (and no cancellation of it exists), or "
+                                           "its job was pruned (placed more than RETENTION_DAYS days ago)")
         @blp.doc(parameters=[_path_id("The order to cancel")],
                  **links.documented(links.CANCEL_ORDER, 202, links.ACCEPTED))
         def post(self, id):  # noqa: A002 - the URL's own name
@@ -131,6 +132,9 @@ def make_blueprint(settings: Settings, backlog: Backlog) -> Blueprint:
             Asking again answers with the same job.
             """
             order = _visible_order(id)
+            if order.status == ORDERED and db.session.scalar(_PLACING_JOB, {"id": order.job_id}) is None:
+                abort(409, message=f"Order {id} can no longer be cancelled: its job, with the record of the "
+                                   f"stock it took, was pruned (finished jobs are kept for RETENTION_DAYS)")
             try:
                 result = cancel_order(db.session, order)
             except NotAllowed as exc:
@@ -148,6 +152,10 @@ def make_blueprint(settings: Settings, backlog: Backlog) -> Blueprint:
             return timeline(*[job for job in jobs if job is not None])
 
     return blp
+
+
+# The job that placed an order, while retention has not pruned it: a cancellation gives back its ledger.
+_PLACING_JOB = select(Job.id).where(Job.id == bindparam("id"))
 
 
 def _visible_order(order_id: int) -> Order:

@@ -58,3 +58,22 @@ def test_accepted_events_become_the_job_rows_and_come_back_on_downgrade(engine):
             "SELECT status, attempt, detail FROM job_events WHERE job_id = :id AND event = 'accepted'"),
             {"id": job_id}).all()
     assert [tuple(row) for row in accepted] == [("queued", 0, {"source": "cart"})]
+
+
+HOT_TABLES = "SELECT relname, reloptions FROM pg_class WHERE relname IN ('jobs', 'stock_writes', 'inventory_moves')"
+BEFORE_STORAGE_PARAMETERS = "c4f1a9e2b7d3"
+
+
+def test_the_hot_tables_storage_parameters_are_set_and_reset(engine):
+    migrations.upgrade(engine)
+    with engine.connect() as connection:
+        options = {name: set(values or ()) for name, values in connection.execute(text(HOT_TABLES))}
+    autovacuum = {"autovacuum_vacuum_scale_factor=0.02", "autovacuum_vacuum_insert_scale_factor=0.02",
+                  "autovacuum_analyze_scale_factor=0.02"}
+    assert options == {"jobs": {"fillfactor=80", *autovacuum}, "stock_writes": autovacuum,
+                       "inventory_moves": autovacuum}
+
+    _downgrade(engine, BEFORE_STORAGE_PARAMETERS)
+    with engine.connect() as connection:
+        assert {name: values for name, values in connection.execute(text(HOT_TABLES))} == {
+            "jobs": None, "stock_writes": None, "inventory_moves": None}

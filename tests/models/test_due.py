@@ -10,7 +10,7 @@ from devstack import stack
 from models import due
 from models.jobs import CART_NOT_NEEDED, COMPLETED, QUEUED, SOURCE_BODY, Job
 from placement import jobs
-from tasks.sweeper import sweep
+from tasks.sweeper import repair_floor
 from models.db import Database
 
 
@@ -108,7 +108,7 @@ def test_a_job_committed_below_the_floor_is_moved_up_by_the_sweeper_and_claimed(
     assert jobs.claim(connection, "t", 10, 30.0) and not jobs.claim(connection, "t2", 10, 30.0)
     database = Database(database_url)
     try:
-        sweep(database, dispatch_deadline=30.0, repair_floor=True)
+        repair_floor(database)
     finally:
         database.dispose()
     assert [job.id for job in jobs.claim(connection, "t3", 10, 30.0)] == late

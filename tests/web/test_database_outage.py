@@ -1,5 +1,5 @@
 """PostgreSQL out of reach: every endpoint that needs it answers 503 with Retry-After (never a 500),
-and answers again once it is back, with no step by hand. Through create_app and Flask's test
+and answers again once it is back, with no step by hand; /metrics answers, with orders_database_up 0. Through create_app and Flask's test
 client, against a PostgreSQL of the test's own that it stops and starts."""
 import uuid
 
@@ -10,6 +10,7 @@ from sqlalchemy import create_engine, text
 from devstack import stack as procs
 from devstack.postgres import PrivatePostgres
 from settings import Settings
+from tests.prometheus import samples, value
 from web import create_app, errors, ready
 
 JOB = uuid.uuid4()
@@ -20,7 +21,7 @@ ENDPOINTS = [
     ("GET", f"/jobs/{JOB}", None), ("GET", f"/jobs/{JOB}/events", None), ("GET", f"/jobs/{JOB}/webhooks", None),
     ("POST", f"/jobs/{JOB}/cancel", None), ("POST", f"/jobs/{JOB}/retry", None),
     ("GET", "/webhooks/subscriptions", None), ("GET", "/webhooks/deliveries", None),
-    ("GET", f"/webhooks/deliveries/{JOB}", None), ("GET", "/metrics", None),
+    ("GET", f"/webhooks/deliveries/{JOB}", None),
 ]
 
 
@@ -59,6 +60,19 @@ def test_every_endpoint_that_needs_the_database_answers_503_while_it_is_down(cli
     assert wrong == {}
     assert answers["/orders"].get_json()["code"] == 503
     assert answers["/orders"].get_json()["status"] == "Service Unavailable"
+
+
+def test_metrics_still_answer_while_it_is_down_and_say_so(client, postgres):
+    """A scrape that failed would hide every counter just when the operator needs them."""
+    with postgres.outage():
+        assert client.get("/orders").status_code == 503
+        down = client.get("/metrics")
+    up = client.get("/metrics")
+
+    assert down.status_code == 200 and value(samples(down.text), "orders_database_up") == 0
+    assert "orders_jobs_unfinished" not in down.text
+    assert value(samples(down.text), "http_requests_total", endpoint="/orders", method="GET", status="503") > 0
+    assert value(samples(up.text), "orders_database_up") == 1
 
 
 def test_once_it_is_back_the_same_app_answers_again(client, postgres):

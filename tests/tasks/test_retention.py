@@ -9,6 +9,7 @@ from sqlalchemy import column, func, select, table, text
 from models.db import Database
 from models.locks import RETENTION_LOCK_KEY
 from observability import metrics
+from tasks import retention
 from tasks.retention import prune
 
 OLD, YOUNG = 40, 1  # days
@@ -81,7 +82,8 @@ class Rows:
 
 
 @pytest.fixture()
-def rows(engine, db):
+def rows(engine, db, monkeypatch):
+    monkeypatch.setattr(retention, "_resume", retention._Resume())  # as a worker that just started
     return Rows(engine)
 
 
@@ -159,3 +161,16 @@ def test_one_worker_prunes_at_a_time(db, rows, engine):
         other.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": RETENTION_LOCK_KEY})
     assert rows.jobs() == {old}
     assert prune(db, 30, batch=500)["jobs"] == 1
+
+
+def test_a_pass_starts_where_the_last_stopped_and_now_and_then_from_the_oldest_row(db, rows, monkeypatch):
+    kept = rows.job(OLD + 1)
+    delivery = rows.delivery(kept, "pending")  # not yet: its delivery is still to be sent
+    pruned = rows.job(OLD)
+    assert prune(db, 30, batch=500) == {"jobs": 1, "job_events": 1}
+    rows.run("UPDATE webhook_deliveries SET status = 'delivered' WHERE id = :id", id=delivery)
+    assert prune(db, 30, batch=500) == {}  # the next pass starts after `pruned`
+    assert rows.jobs() == {kept}
+    monkeypatch.setattr(retention._resume, "passes", retention.RESTART_EVERY - 1)
+    assert prune(db, 30, batch=500)["jobs"] == 1
+    assert pruned not in rows.jobs() and rows.jobs() == set()

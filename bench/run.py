@@ -326,6 +326,14 @@ def interleaved(stack: Stack, sides: dict, args, expect: int) -> dict:
         # The whole machine's busy time (/proc/stat) per answered request, the load generator's included.
         busy = sum(m["machine_busy_seconds"] for m in meters[name])
         report["machine_cpu_ms_per_request"] = round(busy * 1000 / report["requests"], 3) if report["requests"] else None
+        # Each part's own processes (api, bare, redis, postgres, bench) per answered request.
+        by_role: dict[str, float] = {}
+        for meter in meters[name]:
+            for role, seconds in meter["cpu_seconds_by_role"].items():
+                by_role[role] = by_role.get(role, 0.0) + seconds
+        report["cpu_ms_per_request_by_role"] = {role: round(seconds * 1000 / report["requests"], 3)
+                                                for role, seconds in sorted(by_role.items(), key=lambda kv: -kv[1])
+                                                } if report["requests"] else {}
         reports[name] = report
     reports["slices"] = {"rounds": rounds, "seconds_each": round(slice_s, 2)}
     return reports

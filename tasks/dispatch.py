@@ -11,18 +11,11 @@ flag and published nothing) is still claimed, and a job committed after it
 sets the flag again and wakes another execution. The flag expires on its own
 if its execution dies. When the flag's Redis cannot answer, the wake-up is
 published anyway.
-
-Under load even the flag's round trip is coalesced: a process that saw the flag
-up (or raised it) skips asking again for `FLAG_GRACE_SECONDS`. That is safe
-because a flag seen up will be taken down by an execution that then waits
-`FLAG_GRACE_SECONDS` before its last claim: a job committed before the skip
-(within the grace of the sighting, so before that last claim) is claimed by it.
 """
 from __future__ import annotations
 
 import logging
 import math
-import time
 import uuid
 from collections.abc import Iterable
 from functools import lru_cache
@@ -40,11 +33,6 @@ WAKE_UP_PENDING = "orders:wake-up-pending"
 # Long enough to cover the moment between a publish and its execution's start, and one batch; when
 # it lapses (a lost message, a dead execution) the next submission simply publishes again.
 FLAG_TTL_MS = 3000
-# How long a sighting of the flag stands for a process, and how long an execution that takes the
-# flag down waits before its last claim. Short against a job's latency (a skipped wake-up costs
-# the job nothing: an execution is on its way), long against the moments between submissions
-# under load, when most of them skip the round trip.
-FLAG_GRACE_SECONDS = 0.05
 # Retry wake-ups are rounded up to whole seconds, so jobs retrying at nearly the same time share one,
 # and because RabbitMQ's delayed delivery counts whole seconds (kombu refuses a countdown under one).
 COUNTDOWN_STEP = 1.0
@@ -59,33 +47,17 @@ def _flag_clients(url: str) -> ProcessLocal[redis.Redis]:
     return ProcessLocal(lambda: redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1))
 
 
-class _Sighting:
-    """When this process last knew the flag to be up (monotonic, which every process of a machine
-    shares, and which only ever measures a duration here)."""
-
-    def __init__(self):
-        self.at = float("-inf")
-
-
-_sighting = _Sighting()
-
-
 def wake() -> bool:
     """Make sure an execution will look at the due jobs soon (call after the commit that made them
     due); False when the broker is unreachable (the sweeper will)."""
-    asked_at = time.monotonic()  # before asking: the sighting must not seem later than it was
-    if asked_at - _sighting.at < FLAG_GRACE_SECONDS:
-        return True  # the execution that takes the flag down will claim after this commit
     try:
         raised = _flags().get().set(WAKE_UP_PENDING, 1, nx=True, px=FLAG_TTL_MS)
     except redis.RedisError as exc:
         log.debug("wake-up flag unavailable (%s); publishing", exc)
         return _publish(PLACE_ORDERS, [], None)
     if not raised:  # a wake-up is on its way, or an execution at work, and will see this job
-        _sighting.at = asked_at
         return True
     if _publish(PLACE_ORDERS, [], None):
-        _sighting.at = asked_at
         return True
     idle()  # nothing is on its way after all: let the next submission try again
     return False

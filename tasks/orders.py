@@ -13,7 +13,7 @@ import time
 from observability import logs, metrics, tracing
 from placement.batch import place
 from tasks import app
-from tasks.dispatch import FLAG_GRACE_SECONDS, PLACE_ORDERS, busy, idle, wake_after, wake_another
+from tasks.dispatch import PLACE_ORDERS, busy, idle, wake_after, wake_another
 from tasks.runtime import get_runtime
 
 log = logging.getLogger(__name__)
@@ -65,10 +65,9 @@ def place_orders(self, *_earlier) -> dict[str, str]:
                         break
                 elif flag_up:
                     # Nothing due: take the flag down, then claim once more, for jobs whose
-                    # submissions saw the flag up (or trusted a sighting of it) and woke nobody.
+                    # submissions saw the flag up and woke nobody.
                     idle()
                     flag_up = False
-                    time.sleep(FLAG_GRACE_SECONDS)
                 else:
                     break
     except Exception as exc:  # the database itself failed: its jobs come back to this task id

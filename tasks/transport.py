@@ -1,27 +1,20 @@
-"""Celery's Redis transport, with two changes to kombu's channel.
+"""Celery's Redis transport, with one change to kombu's channel: a worker survives a Redis restart.
 
-1. No per-message client. kombu builds a new redis-py client
-   (`redis.Redis(connection_pool=...)`) for every publish, and the constructor
-   costs more CPU than the LPUSH it then sends: about a tenth of a submission's
-   CPU, and as much again for every event a worker sends to Flower. This channel
-   builds the client once per pool and reuses it. Same pool, same commands, same
-   behaviour.
-
-2. A worker survives a Redis restart. On a lost connection celery 5.7.0's
-   consumer calls `connection.collect()` and then, new with celery PR #10242
-   (the fix of celery issue #9705), `connection.close()`. When the first close
-   of a channel stops early (its pending BRPOP raises) and another channel's
-   close raises before that one is reached, `collect()` still drops the
-   transport's `client` (kombu's `Connection._do_close_transport`). The second
-   close then restores the channel's unacked messages through a new pool, whose
-   parameters kombu reads from `self.connection.client.hostname`: an
-   AttributeError on None, which `ignore_errors` (connection and channel errors
-   only) lets through, and the worker exits with "Unrecoverable error". A
-   channel whose connection is gone raises redis' ConnectionError here instead,
-   the connection loss it is; celery then reconnects as after any other. The
-   messages it could not restore wait in Redis' unacked set (or were lost with
-   the broker) and come back by the visibility timeout; the sweeper re-dispatches
-   their jobs well before that. No kombu release has a fix yet.
+On a lost connection celery 5.7.0's consumer calls `connection.collect()` and
+then, new with celery PR #10242 (the fix of celery issue #9705),
+`connection.close()`. When the first close of a channel stops early (its
+pending BRPOP raises) and another channel's close raises before that one is
+reached, `collect()` still drops the transport's `client` (kombu's
+`Connection._do_close_transport`). The second close then restores the channel's
+unacked messages through a new pool, whose parameters kombu reads from
+`self.connection.client.hostname`: an AttributeError on None, which
+`ignore_errors` (connection and channel errors only) lets through, and the
+worker exits with "Unrecoverable error". A channel whose connection is gone
+raises redis' ConnectionError here instead, the connection loss it is; celery
+then reconnects as after any other. The messages it could not restore wait in
+Redis' unacked set (or were lost with the broker) and come back by the
+visibility timeout; the sweeper re-dispatches their jobs well before that. No
+kombu release has a fix yet.
 
 `celeryconfig` makes this the transport of `redis://` and `rediss://` URLs, so
 the URL (which Flower's broker page reads) keeps its scheme.
@@ -33,19 +26,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 
 class Channel(redis.Channel):
-    """kombu's Redis channel, reusing its synchronous client and failing as a lost connection once closed."""
-
-    def _create_client(self, asynchronous=False):
-        if asynchronous:
-            return super()._create_client(asynchronous=True)
-        pool = self.pool  # a new one after a fork or a disconnect: the client follows it
-        client = self.__dict__.get("_reused_client")
-        if client is None or client.connection_pool is not pool:
-            client = self.__dict__["_reused_client"] = super()._create_client()
-        return client
+    """kombu's Redis channel, failing as a lost connection once its connection is closed."""
 
     def _connparams(self, asynchronous=False):
-        # The only place kombu reads the broker's address; see point 2 of the module's docstring.
+        # The only place kombu reads the broker's address; see the module's docstring.
         if self.connection is None or self.connection.client is None:
             raise RedisConnectionError("the broker connection is closed (Redis restarted or unreachable)")
         return super()._connparams(asynchronous=asynchronous)

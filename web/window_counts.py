@@ -1,16 +1,18 @@
 """Requests per client in fixed windows, counted by every API process together in Redis, without a
 round trip per request.
 
-A per-request INCR was the API's largest cost after its own INSERT (a tenth of
-a submission's CPU). Here each process counts its own requests at once, in
-memory, and a background thread adds them to the shared counts in Redis every
-`sync_seconds`, in one pipelined round trip for all the clients it saw, reading
-the shared totals back. A request is judged on the last shared total this
-process read plus what it counted since. The price: processes learn of each
-other's requests up to `sync_seconds` late, so a client spread over several API
-processes can get a few more requests through a window than the limit (at most
-what it sends to the other processes within one sync). For abuse control that
-is close enough; one process alone never lets more than the limit through.
+Why not the `limits` library's own Redis storage (a round trip per request):
+against it, this saves about 11 % of the API's CPU per submission (the median
+of seven alternating sets of the submission bench: bench/README.md, "Machinery,
+measured"). Each process counts its own requests at once, in memory, and a
+background thread adds them to the shared counts in Redis every `sync_seconds`,
+in one pipelined round trip for all the clients it saw, reading the shared
+totals back. A request is judged on the last shared total this process read
+plus what it counted since. The price: processes learn of each other's requests
+up to `sync_seconds` late, so a client spread over several API processes can
+get a few more requests through a window than the limit (at most what it sends
+to the other processes within one sync). For abuse control that is close
+enough; one process alone never lets more than the limit through.
 
 When Redis cannot be reached, each process goes on counting on its own.
 """

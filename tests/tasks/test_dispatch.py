@@ -1,67 +1,58 @@
-"""Wake-ups: a submission asks the flag's Redis at most once a grace period under load; retry
-wake-ups come one per whole second, never a countdown the broker would refuse."""
-from types import SimpleNamespace
+"""Wake-ups: a submission publishes only when it raises the wake-up flag (a real Redis of the test's
+own); retry wake-ups come one per whole second, never a countdown the broker would refuse."""
+from pathlib import Path
 
 import pytest
+import redis
 
+from devstack.brokers import RedisBroker
+from process_local import ProcessLocal
 from tasks import dispatch
 
+LOGS = Path(__file__).resolve().parents[2] / "test-artifacts" / "logs" / "tasks"
 
-class Flag:
-    """The wake-up flag's Redis (SET NX and DELETE on one key, each call counted), the clock, and
-    the wake-ups published."""
 
-    def __init__(self):
-        self.up, self.calls = False, 0
-        self.clock = {"now": 100.0}
-        self.published = []
-
-    def set(self, _key, _value, nx=False, px=None):  # noqa: ARG002 - redis-py's signature
-        self.calls += 1
-        if nx and self.up:
-            return None
-        self.up = True
-        return True
-
-    def delete(self, _key):
-        self.calls += 1
-        self.up = False
+@pytest.fixture(scope="module")
+def flag_redis():
+    broker = RedisBroker(LOGS)
+    yield redis.Redis.from_url(broker.url)
+    broker.stop()
 
 
 @pytest.fixture()
-def flag(monkeypatch):
-    """A fresh flag, no sighting of it yet, a clock the test moves, and the wake-ups published."""
-    flag = Flag()
-    monkeypatch.setattr(dispatch, "_flags", lambda: SimpleNamespace(get=lambda: flag))
-    monkeypatch.setattr(dispatch, "_sighting", dispatch._Sighting())
-    monkeypatch.setattr(dispatch.time, "monotonic", lambda: flag.clock["now"])
-    monkeypatch.setattr(dispatch, "_publish", lambda task, args, countdown: flag.published.append(task) or True)
-    return flag
+def published(monkeypatch, flag_redis):
+    """The wake-ups published, with the flag on the test's Redis, down at the start."""
+    flag_redis.delete(dispatch.WAKE_UP_PENDING)
+    monkeypatch.setattr(dispatch, "_flags", lambda: ProcessLocal(lambda: flag_redis))
+    sent = []
+    monkeypatch.setattr(dispatch, "_publish", lambda task, args, countdown: sent.append(task) or True)
+    return sent
 
 
-def test_submissions_within_the_grace_of_a_sighting_skip_the_round_trip(flag):
+def test_a_submission_publishes_only_when_it_raises_the_flag(published, flag_redis):
     assert dispatch.wake()  # raises the flag and publishes
-    flag.clock["now"] += dispatch.FLAG_GRACE_SECONDS / 2
+    assert dispatch.wake()  # the flag is up: an execution is on its way
+    assert published == [dispatch.PLACE_ORDERS]
+    assert 0 < flag_redis.pttl(dispatch.WAKE_UP_PENDING) <= dispatch.FLAG_TTL_MS  # it lapses on its own
+
+    dispatch.idle()  # the execution found nothing due and took it down
     assert dispatch.wake()
-    assert (flag.calls, flag.published) == (1, [dispatch.PLACE_ORDERS])
-
-    flag.clock["now"] += dispatch.FLAG_GRACE_SECONDS * 2  # the sighting is stale: ask again
-    assert dispatch.wake()
-    assert (flag.calls, flag.published) == (2, [dispatch.PLACE_ORDERS])  # still up: nothing more to publish
-
-    dispatch.idle()  # the execution took it down (and waits the grace before its last claim)
-    flag.clock["now"] += dispatch.FLAG_GRACE_SECONDS * 2
-    assert dispatch.wake()
-    assert flag.published == [dispatch.PLACE_ORDERS] * 2
+    assert published == [dispatch.PLACE_ORDERS] * 2
 
 
-def test_a_wake_up_that_could_not_be_published_is_no_sighting(flag, monkeypatch):
+def test_a_wake_up_that_could_not_be_published_leaves_the_flag_down(published, flag_redis, monkeypatch):
     monkeypatch.setattr(dispatch, "_publish", lambda task, args, countdown: False)
-    assert not dispatch.wake()
-    assert not flag.up  # taken down again: the next submission must try
 
-    assert not dispatch.wake()  # at once, within the grace: asks again instead of trusting it
-    assert flag.calls == 4
+    assert not dispatch.wake()
+    assert not flag_redis.exists(dispatch.WAKE_UP_PENDING)  # the next submission must try again
+
+
+def test_without_the_flags_redis_every_submission_publishes(published, monkeypatch):
+    unreachable = redis.Redis.from_url("redis://127.0.0.1:9/0", socket_connect_timeout=1)
+    monkeypatch.setattr(dispatch, "_flags", lambda: ProcessLocal(lambda: unreachable))
+
+    assert dispatch.wake() and dispatch.wake()
+    assert published == [dispatch.PLACE_ORDERS] * 2
 
 
 def test_retry_wake_ups_are_whole_seconds_shared_by_jobs_due_together(monkeypatch):

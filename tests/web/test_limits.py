@@ -27,3 +27,10 @@ def test_back_pressure_refuses_submissions_over_the_backlog(make_api, jobs):
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
     assert response.get_json()["code"] == 503
+
+
+def test_rate_limit_counts_in_the_process_while_its_redis_is_unreachable(make_api):
+    cut_off = make_api(RATE_LIMIT="3 per minute", RATE_LIMIT_STORAGE_URI="redis://127.0.0.1:9/0")
+    caller = cut_off.as_(token(203, admin=False))
+
+    assert [caller.get("/orders").status_code for _ in range(4)] == [200, 200, 200, 429]

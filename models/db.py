@@ -26,6 +26,7 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
+import psycopg2
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
@@ -171,7 +172,9 @@ def is_outage(exc: BaseException) -> bool:
     driver classes as operational (a lock or statement timeout, a deadlock). Transient: the work
     is retried. A `DataError` (a value out of range, malformed) or an `IntegrityError` is about the
     data of the statement, and not an outage."""
-    return isinstance(exc, (OperationalError, InterfaceError)) or (
+    # psycopg2's own classes too: SQLAlchemy does not wrap every driver call (setting a connection's
+    # isolation level raises the driver's error as it is).
+    return isinstance(exc, (OperationalError, InterfaceError, psycopg2.OperationalError, psycopg2.InterfaceError)) or (
         isinstance(exc, DBAPIError) and exc.connection_invalidated)
 
 

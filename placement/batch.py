@@ -261,7 +261,7 @@ def _each_alone_on_fault(ctx: PlacementContext, entries: list[JobInBatch],
         step(entries)
         return
     except Exception as exc:
-        if is_outage(exc) or isinstance(exc, inventory.LockLost):
+        if is_outage(exc) or isinstance(exc, inventory.LockLost) or ctx.connection.invalidated:
             raise
         ctx.connection.rollback()  # SQLAlchemy's bookkeeping only: the connection is in AUTOCOMMIT
         if len(entries) == 1:

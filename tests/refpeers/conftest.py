@@ -1,8 +1,6 @@
 """A fresh reference-peers app per test, served over real HTTP on loopback, with demo data, no faults
 and no REFPEERS_* env leaking in."""
-import asyncio
 import json
-import socket
 import threading
 
 import pytest
@@ -10,6 +8,7 @@ import requests
 from aiohttp import web
 
 from refpeers import create_app
+from tests.refpeers.served import Served
 
 
 class Answer:
@@ -58,30 +57,6 @@ class Client:
         return self.open("POST", path, **kwargs)
 
 
-class Served:
-    """An app served by aiohttp on a free loopback port, on an event loop in a thread of its own."""
-
-    def __init__(self, app: web.Application):
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.runner = web.AppRunner(app, access_log=None)
-        self._call(self.runner.setup())
-        self._call(web.SockSite(self.runner, sock).start())
-        self.client = Client(f"http://127.0.0.1:{sock.getsockname()[1]}")
-
-    def _call(self, coroutine):
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=30)
-
-    def close(self) -> None:
-        self._call(self.runner.cleanup())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-        self.loop.close()
-
-
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch):
     for var in ("REFPEERS_SEED", "REFPEERS_LATENCY_MS", "REFPEERS_ERROR_RATE", "REFPEERS_FAULT_SEED"):
@@ -95,7 +70,7 @@ def serve():
 
     def start(app: web.Application) -> Client:
         served.append(Served(app))
-        return served[-1].client
+        return Client(served[-1].url)
 
     yield start
     for server in served:

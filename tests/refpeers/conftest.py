@@ -40,12 +40,13 @@ class Client:
             self._local.session = requests.Session()
         return self._local.session
 
-    def open(self, method: str, path: str, *, json=None, data=None, content_type=None, headers=None) -> Answer:
+    def open(self, method: str, path: str, *, json=None, data=None, content_type=None, headers=None,
+             timeout: float = 10) -> Answer:
         headers = dict(headers or {})
         if content_type is not None:
             headers["Content-Type"] = content_type
         kwargs = {"json": json} if json is not None else {"data": data}
-        return Answer(self._session().request(method, f"{self.url}{path}", headers=headers, timeout=10, **kwargs))
+        return Answer(self._session().request(method, f"{self.url}{path}", headers=headers, timeout=timeout, **kwargs))
 
     def get(self, path, **kwargs):
         return self.open("GET", path, **kwargs)

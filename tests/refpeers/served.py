@@ -21,7 +21,10 @@ class Served:
         self.thread.start()
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
-        self.runner = web.AppRunner(app, access_log=None)
+        # A handler still sleeping in an injected hang or latency is cancelled 0.1 s into close (the
+        # state is in memory: nothing is lost by not waiting), not waited for up to a minute (aiohttp's
+        # default; 0 would mean no limit).
+        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         self._call(self.runner.setup())
         self._call(web.SockSite(self.runner, sock).start())
         self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"

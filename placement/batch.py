@@ -31,7 +31,7 @@ from peers.errors import NotFound, PeerError, TransientPeerError
 from placement import inventory, jobs
 from placement.context import PlacementContext
 from placement.items import InvalidItems, normalize
-from placement.outcomes import JobOutcome, completed, failed, fault, peer_failed, rejected
+from placement.outcomes import JobOutcome, completed, failed, fault, peer_failed, rejected, waits
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +86,12 @@ def place(ctx: PlacementContext, task_id: str, limits: Limits, policy: RetryPoli
     claimed = jobs.claim(ctx.connection, task_id, limits.batch_size, limits.lease)
     ctx.on_claimed(claimed)
     batch = [JobInBatch(job) for job in claimed]
-    _resolve_items(ctx, batch)
-    _take_or_give_back_stock(ctx, batch)
-    _save_orders(ctx, batch, limits.lease)
+    try:
+        _resolve_items(ctx, batch)
+        _take_or_give_back_stock(ctx, batch)
+        _save_orders(ctx, batch, limits.lease)
+    except Exception as exc:
+        _stop_on_bug(ctx, batch, exc)
     _record_ends_and_retries(ctx, batch, policy)
     _close_carts(ctx, batch, policy)
     return {entry.job.id: entry.outcome for entry in batch}
@@ -251,6 +254,25 @@ def _close_carts(ctx: PlacementContext, batch: list[JobInBatch], policy: RetryPo
 
 # ---- faults ---------------------------------------------------------------------------------------
 
+def _stop_on_bug(ctx: PlacementContext, batch: list[JobInBatch], exc: Exception) -> None:
+    """A step failed for the whole batch, not for one job's data: an outage of the database stops
+    the execution (its jobs come back with the task's retry); a bug stops the jobs not decided yet,
+    which retry with backoff. Those already decided keep their outcome."""
+    if _stops_execution(ctx, exc):
+        raise exc
+    log.exception("a batch of %d job(s) stopped", len(batch))
+    ctx.connection.rollback()  # SQLAlchemy's bookkeeping only: the connection is in AUTOCOMMIT
+    stopped = waits("internal_error", str(exc) or exc.__class__.__name__)
+    for entry in batch:
+        if entry.running:
+            entry.outcome = stopped
+
+
+def _stops_execution(ctx: PlacementContext, exc: Exception) -> bool:
+    """The database is out of reach, or the execution's connection (with its locks) is gone."""
+    return is_outage(exc) or isinstance(exc, inventory.LockLost) or ctx.connection.invalidated
+
+
 def _each_alone_on_fault(ctx: PlacementContext, entries: list[JobInBatch],
                          step: Callable[[list[JobInBatch]], None], data_code: str) -> None:
     """Run `step` for the entries together; if it fails with anything but an outage of the database
@@ -261,7 +283,7 @@ def _each_alone_on_fault(ctx: PlacementContext, entries: list[JobInBatch],
         step(entries)
         return
     except Exception as exc:
-        if is_outage(exc) or isinstance(exc, inventory.LockLost) or ctx.connection.invalidated:
+        if _stops_execution(ctx, exc):
             raise
         ctx.connection.rollback()  # SQLAlchemy's bookkeeping only: the connection is in AUTOCOMMIT
         if len(entries) == 1:

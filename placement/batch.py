@@ -114,9 +114,7 @@ def _resolve_items(ctx: PlacementContext, batch: list[JobInBatch]) -> None:
     answers += ctx.gather([ctx.carts.get_items(entry.job.customer_id) for entry in from_cart])
     for entry, answer in zip(from_body + from_cart, answers):
         _check_items(entry, answer, from_cart=entry.job.requested_items is None)
-    resolved = [entry for entry in from_body + from_cart if entry.items is not None]
-    jobs.items_resolved(ctx.connection, [(entry.job, entry.items) for entry in resolved],
-                        [entry.job for entry in placing if entry.items is not None])
+    jobs.items_resolved(ctx.connection, [(entry.job, entry.items) for entry in placing if entry.items is not None])
 
 
 def _check_items(entry: JobInBatch, answer, from_cart: bool) -> None:

@@ -5,8 +5,9 @@ while holding that product's advisory lock. A batch takes the locks of all its
 products at once, in product order (two batches sharing products never
 deadlock), then:
 
-1. settles every write still `pending` on those products (a crash, a timeout,
-   a 5xx after the catalog applied it) by reading the product back, so no write
+1. settles the write still `pending` on each of those products, if any (a
+   crash, a timeout, a 5xx after the catalog applied it; at most one per
+   product, its latest) by reading the product back, so no write
    is repeated or lost; a write whose version has not moved may still be in
    flight, so it is fenced (the same quantity written back with If-Match on
    that version) and can never land later;
@@ -103,10 +104,20 @@ _SHARES = _SHARES.on_conflict_do_update(
     index_elements=[moves.c.job_id, moves.c.product_id, moves.c.kind],
     set_={"quantity": _SHARES.excluded.quantity, "state": PENDING, "write_id": _SHARES.excluded.write_id,
           "updated_at": func.now()})
-_MARK_WRITES = (update(writes).where(writes.c.id.in_(bindparam("write_ids", expanding=True)))
-                .values(state=bindparam("state"), updated_at=func.now()))
-_MARK_MOVES = (update(moves).where(moves.c.write_id.in_(bindparam("write_ids", expanding=True)))
-               .values(state=bindparam("move_state"), updated_at=func.now()))
+
+
+def _mark_writes():
+    """Record how writes ended, in one statement: the writes :write_ids :state, and the moves that
+    rode on them :move_state (applied with an applied write, planned again with a void one)."""
+    ended = (update(writes).where(writes.c.id == func.any(bindparam("write_ids", type_=ARRAY(Integer))))
+             .values(state=bindparam("state"), updated_at=func.now())
+             .returning(writes.c.id).cte("ended"))
+    moved = (update(moves).where(moves.c.write_id.in_(select(ended.c.id)))
+             .values(state=bindparam("move_state"), updated_at=func.now()).returning(moves.c.id).cte("moved"))
+    return select(func.count()).select_from(ended).add_cte(moved)
+
+
+MARK_WRITES = _mark_writes()
 
 
 class LockLost(RuntimeError):
@@ -328,15 +339,11 @@ def _settle_now(ctx, write_id, product_id, before: Product, target: int) -> bool
 
 
 def _mark(connection, ended: dict[int, str]) -> None:
-    """Record how writes ended: applied (their moves applied) or void (their moves planned again)."""
-    if not ended:
-        return
-    with transaction(connection):
-        for state, move_state in ((APPLIED, APPLIED), (VOID, PLANNED)):
-            ids = [write_id for write_id, outcome in ended.items() if outcome == state]
-            if ids:
-                connection.execute(_MARK_WRITES, {"write_ids": ids, "state": state})
-                connection.execute(_MARK_MOVES, {"write_ids": ids, "move_state": move_state})
+    """Record how writes ended, in one statement per outcome."""
+    for state, move_state in ((APPLIED, APPLIED), (VOID, PLANNED)):
+        ids = [write_id for write_id, outcome in ended.items() if outcome == state]
+        if ids:
+            connection.execute(MARK_WRITES, {"write_ids": ids, "state": state, "move_state": move_state})
 
 
 def _settle(ctx: PlacementContext, write, product: Product) -> tuple[bool, Product]:

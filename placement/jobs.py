@@ -124,15 +124,15 @@ def _change(connection: Connection, statement, changes: Sequence[dict], events: 
         timeline.record(connection, events)
 
 
-def items_resolved(connection: Connection, resolved: Sequence[tuple[Row, list[dict]]], taking: Sequence[Row]) -> None:
-    """Keep each job's resolved items (once: a retry does not ask the cart again; the timeline's
-    `checking_stock`), then mark every job in `taking` as taking stock."""
+def items_resolved(connection: Connection, taking: Sequence[tuple[Row, list[dict]]]) -> None:
+    """Mark the jobs as taking stock with their items, kept (once resolved, a retry does not ask the
+    cart again); the timeline's `checking_stock` for those resolved now, and `taking_stock`."""
+    events = [timeline.event(job.id, "checking_stock", job.status, job.attempts, {"items": items})
+              for job, items in taking if job.items is None]
+    events += [timeline.event(job.id, "taking_stock", job.status, job.attempts) for job, _ in taking]
     with transaction(connection):
-        _change(connection, _UPDATE, [{"job_id": job.id, "items": items} for job, items in resolved],
-                [timeline.event(job.id, "checking_stock", job.status, job.attempts, {"items": items})
-                 for job, items in resolved])
-        _change(connection, _UPDATE, [{"job_id": job.id, "step": TAKING_STOCK} for job in taking],
-                [timeline.event(job.id, "taking_stock", job.status, job.attempts) for job in taking])
+        _change(connection, _UPDATE, [{"job_id": job.id, "items": items, "step": TAKING_STOCK}
+                                      for job, items in taking], events)
 
 
 def retry_later(connection: Connection, retries: Sequence[tuple[Row, JobOutcome]]) -> None:

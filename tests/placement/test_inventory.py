@@ -27,6 +27,7 @@ def test_a_batch_reads_and_writes_each_product_once_for_all_its_jobs(placement, 
         (5, 1000, 990, APPLIED), (6, 1000, 1000 - sum(range(1, 11)), APPLIED)]
     assert placement.count(InventoryMove, InventoryMove.state == APPLIED) == 20
     assert placement.count(Order) == 10
+    placement.assert_settled()
 
 
 def test_a_put_applied_then_answered_503_inside_a_batch_is_counted_once(placement, peers):
@@ -169,6 +170,8 @@ def test_a_batch_that_cannot_get_its_products_in_time_waits_its_turn_and_holds_n
     placement.due_now(job_id)
     assert placement.place()[job_id].status == "completed"
     assert peers.product(80)["quantity"] == peers.product(81)["quantity"] == 999
+    assert placement.ordered(job_id) == {80: 1, 81: 1}
+    placement.assert_settled()
 
 
 def test_a_cancellation_gives_the_orders_units_back(placement, peers):
@@ -209,10 +212,8 @@ def test_a_job_that_took_part_of_its_stock_and_cannot_have_the_rest_gives_it_bac
     job_id = placement.submit(1, [{"product_id": 10, "quantity": 4}, {"product_id": 11, "quantity": 1}])
     _earlier_attempt_took(placement, peers, job_id, 10, 4)  # it died before its write of product 11
 
-    first = placement.place()[job_id]  # product 11 ran out meanwhile: it ends, once product 10 is back
-    outcome = placement.place()[job_id]  # giving back goes on at once
+    outcome = placement.place_while_due()[job_id]  # product 11 ran out meanwhile: it ends, product 10 back
 
-    assert first.status == "retrying"
     assert outcome.status == "rejected" and outcome.code == "insufficient_stock"
     assert placement.get(job_id).error["details"]["product_ids"] == [11]
     assert peers.product(10)["quantity"] == 100 and peers.product(11)["quantity"] == 0

@@ -3,10 +3,13 @@ import os
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, delete
 
+import migrations
 from devstack import stack as procs
 from devstack.brokers import BROKERS
 from devstack.services import DEFAULT_DATABASE_URL
+from models import Base
 from tests import parallel
 from tests.parallel import pytest_make_parametrize_id  # noqa: F401 - a hook
 
@@ -25,6 +28,8 @@ def pytest_addoption(parser):
                           f"{', '.join(BROKERS)})")
 
 
+# First: pytest-xdist reads the `xdist_group` marks tests/parallel.py adds in its own hook.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Mark every test of a live-stack folder `live` (`pytest -m "not live"` runs the rest, the inner
     loop), then share the tests out among the test processes (tests/parallel.py)."""
@@ -57,3 +62,30 @@ def database_url():
     url = procs.create_database(base)
     yield url
     procs.drop_database(base, url)
+
+
+def _empty_every_table():
+    """A DELETE of every table, all in one statement (foreign keys are checked at its end, so their
+    cycles do not matter): a few milliseconds, where TRUNCATE takes a tenth of a second."""
+    *first, last = Base.metadata.sorted_tables
+    return delete(last).add_cte(*[delete(table).cte(f"emptied_{table.name}") for table in first])
+
+
+EMPTY_EVERY_TABLE = _empty_every_table()
+
+
+@pytest.fixture(scope="module")
+def migrated(database_url):
+    """The module's database, migrated as the app migrates it when it starts."""
+    engine = create_engine(database_url)
+    migrations.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture()
+def engine(migrated):
+    """The module's database, migrated, every table emptied before the test."""
+    with migrated.begin() as connection:
+        connection.execute(EMPTY_EVERY_TABLE)
+    return migrated

@@ -7,11 +7,8 @@ from __future__ import annotations
 from typing import Iterator
 
 import pytest
-from sqlalchemy import text
 
 from backoff import RetryPolicy
-from devstack.stack import migrate
-from models import Base
 from models.db import Database
 from peers import Carts, Catalog, PeerHttp
 from placement.batch import Limits
@@ -23,20 +20,18 @@ from tests.refpeers.served import PeersAdmin, Served
 
 @pytest.fixture(scope="module")
 def served_peers():
-    """The reference peers' app, on loopback, for the module (no REFPEERS_* defaults: none, explicitly)."""
+    """The reference peers' app, on loopback, for the module: the demo data and no faults, whatever
+    REFPEERS_* says."""
     served = Served(create_app("demo", latency_ms=0, error_rate=0))
     yield served
     served.close()
 
 
 @pytest.fixture(scope="module")
-def settings(database_url, served_peers) -> Settings:
+def settings(database_url, migrated, served_peers) -> Settings:
     """What a worker of this module's database and peers would read from its environment."""
-    migrate(database_url)
     return Settings(database_url=database_url, broker_url="memory://",  # placement publishes nothing
-                    catalog_url=served_peers.url, cart_url=served_peers.url, peer_timeout=5.0,
-                    batch_size=32, dispatch_deadline=30.0, retry_backoff_base=0.5, retry_backoff_max=30.0,
-                    retry_deadline=1800.0)
+                    catalog_url=served_peers.url, cart_url=served_peers.url)
 
 
 @pytest.fixture(scope="module")
@@ -65,14 +60,8 @@ def peers(served_peers) -> PeersAdmin:
 
 
 @pytest.fixture()
-def empty_tables(database):
-    names = ", ".join(table.name for table in Base.metadata.sorted_tables)
-    with database.engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {names}"))
-
-
-@pytest.fixture()
-def placement(settings, database, peer_clients, empty_tables, peers) -> Placement:
+def placement(settings, database, peer_clients, engine, peers) -> Placement:
+    """What a test of placement drives, on emptied tables (`engine`) and fresh peers."""
     limits = Limits(settings.batch_size, settings.dispatch_deadline)
     policy = RetryPolicy(base=settings.retry_backoff_base, cap=settings.retry_backoff_max,
                          deadline=settings.retry_deadline)

@@ -57,6 +57,14 @@ class Placement:
         with self.context(on_step, impatient) as ctx:
             return place(ctx, task_id or str(uuid.uuid4()), self.limits, self.policy)
 
+    def place_while_due(self, on_step: Callable[[str], None] | None = None) -> dict:
+        """Executions one after another until none finds a job due (a job giving back what it took
+        before it ends is due again at once); the last outcome of each job."""
+        outcomes = {}
+        while placed := self.place(on_step=on_step):
+            outcomes.update(placed)
+        return outcomes
+
     @contextmanager
     def context(self, on_step=None, impatient: bool = False) -> Iterator[PlacementContext]:
         with self.database.connection() as connection:

@@ -3,6 +3,8 @@ arrival order, all or nothing per job; each job ending on its own (a missing or 
 product, a broken catalog) while the rest of its batch goes on; carts closed after the orders are saved."""
 import threading
 
+import pytest
+
 from models.inventory import InventoryMove, StockWrite
 from models.orders import Order
 from placement.batch import Limits
@@ -147,6 +149,7 @@ def test_a_cart_is_closed_only_after_its_order_is_saved(placement, peers):
     assert outcome.status == "completed"
     assert peers.cart(5)["status"] == "Ordered"
     assert placement.get(job_id).cart_status == "closed"
+    placement.assert_settled()
 
 
 def test_a_cart_that_cannot_be_closed_yet_is_closed_later_and_its_order_stands(placement, peers):
@@ -158,9 +161,9 @@ def test_a_cart_that_cannot_be_closed_yet_is_closed_later_and_its_order_stands(p
 
     outcome = placement.place(on_step=cart_service_down)[job_id]
 
-    assert outcome.status == "completed" and outcome.retry_in is not None
+    assert outcome.status == "completed"
     job = placement.get(job_id)
-    assert job.status == "completed" and job.cart_status == "pending"
+    assert job.status == "completed" and job.cart_status == "pending"  # to be closed later
     assert placement.ordered(job_id) == {6: 1, 7: 2}
     assert peers.cart(5)["status"] == "Open"
 
@@ -173,6 +176,7 @@ def test_a_cart_that_cannot_be_closed_yet_is_closed_later_and_its_order_stands(p
     assert placement.count(Order) == 1 and placement.ordered(job_id) == {6: 1, 7: 2}
     assert peers.stats()["writes"] == {"6": 1, "7": 1}  # closing the cart later wrote no stock again
     assert peers.product(7)["quantity"] == 998
+    placement.assert_settled()
 
 
 def test_a_cart_the_peer_refuses_to_close_leaves_the_order_standing(placement, peers):
@@ -184,9 +188,27 @@ def test_a_cart_the_peer_refuses_to_close_leaves_the_order_standing(placement, p
 
     outcome = placement.place(on_step=cart_service_refuses)[job_id]
 
-    assert outcome.status == "completed" and outcome.retry_in is None
+    assert outcome.status == "completed"
     job = placement.get(job_id)
     assert job.status == "completed" and job.cart_status == "failed" and job.error is None
     assert placement.ordered(job_id) == {6: 1, 7: 2}
     assert peers.product(6)["quantity"] == 999
     assert placement.place() == {}  # nothing left to do for it
+    placement.assert_settled()
+
+
+@pytest.mark.xfail(strict=True, reason="bug: placement.batch._place lists every take of a batch before its give-backs "
+                   "(takes, then jobs giving back, then cancellations), so a job that arrived after a cancellation in "
+                   "the same batch cannot have the units it gives back: rejected insufficient_stock")
+def test_units_a_cancellation_gives_back_serve_the_jobs_that_arrived_after_it(placement, peers):
+    peers.reset(products=[{"id": 20, "quantity": 1}])
+    first = placement.submit(1, [{"product_id": 20, "quantity": 1}])
+    placement.place()
+    cancelling = placement.cancel(placement.order_of(first).id)
+    after_it = placement.submit(2, [{"product_id": 20, "quantity": 1}])  # in the same batch, after it
+
+    outcomes = placement.place()
+
+    assert outcomes[cancelling].status == "completed"
+    assert outcomes[after_it].status == "completed", outcomes[after_it]
+    assert peers.product(20)["quantity"] == 0

@@ -27,6 +27,7 @@ def test_a_batch_reads_and_writes_each_product_once_for_all_its_jobs(placement, 
         (5, 1000, 990, APPLIED), (6, 1000, 1000 - sum(range(1, 11)), APPLIED)]
     assert placement.count(InventoryMove, InventoryMove.state == APPLIED) == 20
     assert placement.count(Order) == 10
+    placement.assert_settled()
 
 
 def test_a_put_applied_then_answered_503_inside_a_batch_is_counted_once(placement, peers):
@@ -44,27 +45,36 @@ def test_a_put_applied_then_answered_503_inside_a_batch_is_counted_once(placemen
     placement.assert_settled()
 
 
-def _dead_workers_write(placement, peers, product_id: int, quantity: int, etag: bool = True):
-    """A pending write as a worker leaves it when it dies right after sending its PUT (its job due
-    again), and that PUT, still on its way: a function sending it."""
-    url = f"{peers.url}/products/{product_id}"
-    product = requests.get(url, timeout=5)
+def _ledgered_take(placement, peers, job_id, product_id: int, quantity: int, state: str, etag: bool = True):
+    """The job as an execution leaves it that died after ledgering its take of `quantity` of the
+    product (its write and its move `state`), its lease run out: due again. The product as that
+    execution read it (the answer to its GET)."""
+    product = requests.get(f"{peers.url}/products/{product_id}", timeout=5)
     before = product.json()["quantity"]
-    dead_job = placement.submit(77, [{"product_id": product_id, "quantity": quantity}])
     with placement.database.transaction() as session:
-        write = StockWrite(product_id=product_id, state="pending", quantity_before=before,
+        write = StockWrite(product_id=product_id, state=state, quantity_before=before,
                            quantity_after=before - quantity, etag_before=product.headers["ETag"] if etag else None)
         session.add(write)
         session.flush()
-        session.add(InventoryMove(job_id=dead_job, product_id=product_id, kind="take", quantity=quantity,
-                                  state="pending", write_id=write.id))
-        job = session.get(Job, dead_job)
+        session.add(InventoryMove(job_id=job_id, product_id=product_id, kind="take", quantity=quantity,
+                                  state=state, write_id=write.id))
+        job = session.get(Job, job_id)
         job.status, job.attempts, job.items = "processing", 1, job.requested_items
-    placement.due_now(dead_job)  # its execution's lease ran out
+    placement.due_now(job_id)
+    return product
+
+
+def _dead_workers_write(placement, peers, product_id: int, quantity: int, etag: bool = True):
+    """A pending write as a worker leaves it when it dies right after sending its PUT (its job due
+    again), and that PUT, still on its way: a function sending it."""
+    dead_job = placement.submit(77, [{"product_id": product_id, "quantity": quantity}])
+    product = _ledgered_take(placement, peers, dead_job, product_id, quantity, "pending", etag)
+    before = product.json()["quantity"]
     headers = {"If-Match": product.headers["ETag"]} if etag else {}
 
     def late_put():
-        return requests.put(url, json={**product.json(), "quantity": before - quantity}, headers=headers, timeout=5)
+        return requests.put(product.url, json={**product.json(), "quantity": before - quantity}, headers=headers,
+                            timeout=5)
 
     return dead_job, before, late_put
 
@@ -160,6 +170,8 @@ def test_a_batch_that_cannot_get_its_products_in_time_waits_its_turn_and_holds_n
     placement.due_now(job_id)
     assert placement.place()[job_id].status == "completed"
     assert peers.product(80)["quantity"] == peers.product(81)["quantity"] == 999
+    assert placement.ordered(job_id) == {80: 1, 81: 1}
+    placement.assert_settled()
 
 
 def test_a_cancellation_gives_the_orders_units_back(placement, peers):
@@ -192,3 +204,26 @@ def test_a_give_back_applied_then_answered_503_is_counted_once(placement, peers)
     assert peers.stats()["writes"] == {"92": 2}
     assert placement.moves(placing)[(92, "give_back")] == (4, APPLIED)
     placement.assert_settled()
+
+
+def test_a_job_that_took_part_of_its_stock_and_cannot_have_the_rest_gives_it_back_before_it_is_rejected(
+        placement, peers):
+    peers.reset(products=[{"id": 10, "quantity": 100}, {"id": 11, "quantity": 0}])
+    job_id = placement.submit(1, [{"product_id": 10, "quantity": 4}, {"product_id": 11, "quantity": 1}])
+    _earlier_attempt_took(placement, peers, job_id, 10, 4)  # it died before its write of product 11
+
+    outcome = placement.place_while_due()[job_id]  # product 11 ran out meanwhile: it ends, product 10 back
+
+    assert outcome.status == "rejected" and outcome.code == "insufficient_stock"
+    assert placement.get(job_id).error["details"]["product_ids"] == [11]
+    assert peers.product(10)["quantity"] == 100 and peers.product(11)["quantity"] == 0
+    assert placement.moves(job_id) == {(10, "take"): (4, APPLIED), (10, "give_back"): (4, APPLIED)}
+    assert placement.ordered(job_id) is None
+    placement.assert_settled()
+
+
+def _earlier_attempt_took(placement, peers, job_id, product_id: int, quantity: int) -> None:
+    """The job as an execution leaves it that died after its write of the product landed."""
+    product = _ledgered_take(placement, peers, job_id, product_id, quantity, APPLIED)
+    requests.put(product.url, json={**product.json(), "quantity": product.json()["quantity"] - quantity},
+                 headers={"If-Match": product.headers["ETag"]}, timeout=5).raise_for_status()

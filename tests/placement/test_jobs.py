@@ -63,7 +63,7 @@ def test_a_job_the_catalog_cannot_serve_now_retries_later_and_then_completes(pla
 
     outcome = placement.place()[job_id]
 
-    assert outcome.status == "retrying" and outcome.code == "peer_unavailable" and outcome.retry_in > 0
+    assert outcome.status == "retrying" and outcome.code == "peer_unavailable"
     job = placement.get(job_id)
     assert job.status == "retrying" and job.attempts == 1 and job.error["code"] == "peer_unavailable"
     assert placement.place() == {}  # not due before its backoff ran out
@@ -90,7 +90,7 @@ def test_a_job_past_its_deadline_fails_for_good_with_its_last_error(placement, p
     _submitted_an_hour_ago(placement, job_id)
     peers.faults(error_rate=1.0, scope="products")
 
-    outcome = placement.place()[job_id]  # the ledger shows it took nothing (the catalog was down): it ends
+    outcome = placement.place_while_due()[job_id]
 
     assert outcome.status == "failed" and outcome.code == "retries_exhausted"
     job = placement.get(job_id)
@@ -105,8 +105,7 @@ def test_a_job_that_gives_up_after_taking_stock_gives_it_back_first(placement, p
     _submitted_an_hour_ago(placement, job_id)
     placement.due_now(job_id)
 
-    placement.place(on_step=stop_at("saving_order", RuntimeError("the order could not be saved")))
-    outcome = placement.place()[job_id]  # giving back goes on at once
+    outcome = placement.place_while_due(stop_at("saving_order", RuntimeError("the order could not be saved")))[job_id]
 
     assert outcome.status == "failed" and outcome.code == "retries_exhausted"
     assert placement.get(job_id).status == "failed" and placement.ordered(job_id) is None
@@ -125,3 +124,25 @@ def test_each_job_of_a_batch_has_its_whole_timeline(placement, peers):
                                      .order_by(JobEvent.at, JobEvent.id)).all() for job_id in ids]
     assert timelines[0] == ["attempt_started", "checking_stock", "taking_stock", "order_saved"]
     assert timelines[1] == ["attempt_started", "checking_stock", "taking_stock", "order_saved", "cart_closed"]
+
+
+
+@pytest.mark.xfail(strict=True, reason="bug: placement.inventory._blocked ends a give-back with JobFailed "
+                   "(bad_peer_response) when the catalog answers garbage, and placement.batch ends the job at once: "
+                   "it ends failed still holding the units it took, which never come back to the catalog")
+def test_a_job_giving_back_what_it_took_waits_out_a_broken_catalog_then_gives_it_all_back(placement, peers):
+    job_id = placement.submit(1, [{"product_id": 4, "quantity": 5}])
+    placement.place(on_step=stop_at("saving_order", RuntimeError("the order could not be saved")))
+    _submitted_an_hour_ago(placement, job_id)
+    placement.due_now(job_id)
+    peers.faults(garbage_rate=1.0, scope="products")  # while it gives up, the catalog answers HTML
+
+    placement.place_while_due(stop_at("saving_order", RuntimeError("the order could not be saved")))
+    peers.faults(garbage_rate=0.0)
+    placement.due_now(job_id)
+    placement.place_while_due()
+
+    assert placement.get(job_id).status == "failed" and placement.ordered(job_id) is None
+    assert peers.product(4)["quantity"] == 1000
+    assert placement.moves(job_id) == {(4, "take"): (5, APPLIED), (4, "give_back"): (5, APPLIED)}
+    placement.assert_settled()

@@ -29,11 +29,20 @@ class Served:
         self._call(web.SockSite(self.runner, sock).start())
         self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
 
+    async def _stop(self) -> None:
+        """Stop serving, then end what is left on the loop (a handler aiohttp cancelled at close
+        finishes its cancellation here), as `asyncio.run` does before it closes its loop."""
+        await self.runner.cleanup()
+        left = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in left:
+            task.cancel()
+        await asyncio.gather(*left, return_exceptions=True)
+
     def _call(self, coroutine):
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=30)
 
     def close(self) -> None:
-        self._call(self.runner.cleanup())
+        self._call(self._stop())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
         self.loop.close()

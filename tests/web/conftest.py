@@ -10,13 +10,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from sqlalchemy import create_engine, delete, text
+from sqlalchemy import text
 
-import migrations
 from devstack.brokers import RedisBroker
 from devstack.stack import TEST_JWT_SECRET, TEST_WEBHOOK_SECRET
 from devstack.tokens import token
-from models import Base
 from settings import Settings
 from web import create_app
 
@@ -93,33 +91,6 @@ def make_api(make_app, engine):
 @pytest.fixture()
 def api(make_api):
     return make_api()
-
-
-def _empty_every_table():
-    """A DELETE of every table, all in one statement (foreign keys are checked at its end, so their
-    cycles do not matter): a few milliseconds, where TRUNCATE takes a tenth of a second."""
-    *first, last = Base.metadata.sorted_tables
-    return delete(last).add_cte(*[delete(table).cte(f"emptied_{table.name}") for table in first])
-
-
-EMPTY_EVERY_TABLE = _empty_every_table()
-
-
-@pytest.fixture(scope="module")
-def migrated(database_url):
-    """The module's database, migrated as the app migrates it when it starts."""
-    engine = create_engine(database_url)
-    migrations.upgrade(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture()
-def engine(migrated):
-    """The module's database, migrated, every table emptied before the test."""
-    with migrated.begin() as connection:
-        connection.execute(EMPTY_EVERY_TABLE)
-    return migrated
 
 
 class Jobs:

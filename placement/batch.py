@@ -165,7 +165,11 @@ def _take_or_give_back_stock(ctx: PlacementContext, batch: list[JobInBatch]) -> 
             entry.want.holds_units = True  # a fault mid-protocol: what it took is not known here
         elif entry.want.refused is not None:
             entry.outcome = entry.want.refused
-        elif entry.gives_back:  # everything is back: it ends as decided earlier
+        if entry.want.kind == GIVE_BACK and entry.outcome is not None and entry.outcome.status != RETRYING:
+            # Units given back must all come back: a give-back stopped by the catalog's (or its own
+            # data's) fault waits and tries again, it never ends with the units still out.
+            entry.outcome = waits(entry.outcome.code, entry.outcome.message, entry.outcome.details)
+        elif entry.gives_back and entry.outcome is None:  # everything is back: it ends as decided earlier
             error = entry.job.error or {}
             entry.outcome = JobOutcome(entry.job.resolution, error.get("code", "internal_error"),
                                        error.get("message", ""), error.get("details"))

@@ -127,9 +127,6 @@ def test_each_job_of_a_batch_has_its_whole_timeline(placement, peers):
 
 
 
-@pytest.mark.xfail(strict=True, reason="bug: placement.inventory._blocked ends a give-back with JobFailed "
-                   "(bad_peer_response) when the catalog answers garbage, and placement.batch ends the job at once: "
-                   "it ends failed still holding the units it took, which never come back to the catalog")
 def test_a_job_giving_back_what_it_took_waits_out_a_broken_catalog_then_gives_it_all_back(placement, peers):
     job_id = placement.submit(1, [{"product_id": 4, "quantity": 5}])
     placement.place(on_step=stop_at("saving_order", RuntimeError("the order could not be saved")))

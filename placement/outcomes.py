@@ -31,10 +31,6 @@ class JobOutcome:
     ends_as: str | None = None
 
     @property
-    def final(self) -> bool:
-        return self.status in (COMPLETED, REJECTED, FAILED) and self.retry_in is None
-
-    @property
     def error(self) -> dict | None:
         """The job's `error` field."""
         return None if self.code is None else {"code": self.code, "message": self.message, "details": self.details}

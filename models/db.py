@@ -26,9 +26,10 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
+import psycopg2
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.locks import UNLOCK_EVERYTHING
@@ -62,8 +63,11 @@ class Database:
         connect_args = {} if in_url else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
         if self.lock_timeout is not None:
             connect_args["options"] = f"-c lock_timeout={int(self.lock_timeout * 1000)}"
+        # values_plus_batch: an executemany UPDATE (a change of many jobs) goes as one round trip
+        # (psycopg2's execute_batch) rather than one per row.
         engine = create_engine(self.url, pool_size=self.pool_size, max_overflow=self.pool_size,
-                               isolation_level=AUTOCOMMIT, pool_recycle=1800, connect_args=connect_args)
+                               isolation_level=AUTOCOMMIT, pool_recycle=1800, connect_args=connect_args,
+                               executemany_mode="values_plus_batch")
         event.listen(engine, "checkin", _note_rest)
         event.listen(engine, "checkout", _ping_if_rested(engine.dialect))
         return engine
@@ -160,6 +164,18 @@ def first_line(exc: DBAPIError) -> str:
     """The driver's own message, first line only (libpq adds hints on the next ones)."""
     lines = str(exc.orig if exc.orig is not None else exc).strip().splitlines()
     return lines[0] if lines else exc.__class__.__name__
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether a database error is the database's, not a statement's: PostgreSQL unreachable,
+    restarting or gone (SQLAlchemy marks the connection invalidated), or any other failure the
+    driver classes as operational (a lock or statement timeout, a deadlock). Transient: the work
+    is retried. A `DataError` (a value out of range, malformed) or an `IntegrityError` is about the
+    data of the statement, and not an outage."""
+    # psycopg2's own classes too: SQLAlchemy does not wrap every driver call (setting a connection's
+    # isolation level raises the driver's error as it is).
+    return isinstance(exc, (OperationalError, InterfaceError, psycopg2.OperationalError, psycopg2.InterfaceError)) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated)
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint, text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, Timestamps
@@ -24,6 +24,9 @@ PENDING = "pending"
 APPLIED = "applied"
 VOID = "void"
 
+# The largest quantity the ledger holds (bigint): a catalog quantity beyond it cannot be ledgered.
+QUANTITY_MAX = 2**63 - 1
+
 
 class StockWrite(Base, Timestamps):
     """One write of one product's quantity: what it was based on, what it asked for, how it ended."""
@@ -31,7 +34,8 @@ class StockWrite(Base, Timestamps):
     __tablename__ = "stock_writes"
     __table_args__ = (
         CheckConstraint(f"state IN ('{PENDING}', '{APPLIED}', '{VOID}')", name="state_known"),
-        Index("ix_stock_writes_pending", "product_id", postgresql_where=text(f"state = '{PENDING}'")),
+        # Each product's latest write (placement.inventory.WRITES_TO_SETTLE).
+        Index("ix_stock_writes_product_id_id", "product_id", "id"),
         # Retention finds the oldest writes by it (a column never updated: updates stay HOT).
         Index("ix_stock_writes_created_at", "created_at"),
     )
@@ -40,8 +44,8 @@ class StockWrite(Base, Timestamps):
     product_id: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(16), default=PENDING)
     # What the catalog held when the write was sent, what it was asked to hold, and its ETag.
-    quantity_before: Mapped[int] = mapped_column(Integer)
-    quantity_after: Mapped[int] = mapped_column(Integer)
+    quantity_before: Mapped[int] = mapped_column(BigInteger)
+    quantity_after: Mapped[int] = mapped_column(BigInteger)
     etag_before: Mapped[str | None] = mapped_column(String(128))
 
 
@@ -60,7 +64,7 @@ class InventoryMove(Base, Timestamps):
     job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id"), index=True)
     product_id: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(16))
-    quantity: Mapped[int] = mapped_column(Integer)
+    quantity: Mapped[int] = mapped_column(BigInteger)
     state: Mapped[str] = mapped_column(String(16), default=PLANNED)
     # The write that carries (or last carried) this move to the catalog.
     write_id: Mapped[int | None] = mapped_column(ForeignKey("stock_writes.id"), index=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 
+from models.inventory import QUANTITY_MAX
 from peers.errors import BadPeerResponse
 from peers.http import Answer, Call, PeerHttp
 
@@ -48,10 +49,14 @@ class Catalog:
     def _product(self, product_id: int, response: Answer) -> Product:
         body = self.http.json(response)
         quantity = body.get("quantity") if isinstance(body, dict) else None
-        if type(quantity) is not int or quantity < 0:
+        if type(quantity) is not int or not 0 <= quantity <= QUANTITY_MAX:
+            # Beyond QUANTITY_MAX, the ledger could not record the product's writes: found here,
+            # before any write, it ends only the jobs that need the product.
             raise BadPeerResponse(
-                f"catalog product {product_id} has no valid quantity ({quantity!r})",
+                f"catalog product {product_id} has no valid quantity ({repr(quantity)[:100]}; expected an integer "
+                f"from 0 to {QUANTITY_MAX})",
                 peer=self.http.name,
                 status=response.status,
+                about={"product_id": product_id, "quantity": quantity if type(quantity) is int else repr(quantity)[:100]},
             )
         return Product(id=product_id, quantity=quantity, etag=response.headers.get("ETag"), body=body)

@@ -41,6 +41,14 @@ class NotFound(PeerError):
 
 
 class BadPeerResponse(PeerError):
-    """The peer answered something that breaks its contract; retrying will not help."""
+    """The peer answered something that breaks its contract, or that the service cannot hold;
+    retrying will not help. `about` names what was wrong (e.g. the product and the value)."""
 
     code = "bad_peer_response"
+
+    def __init__(self, message: str, *, peer: str, status: int | None = None, about: dict | None = None):
+        super().__init__(message, peer=peer, status=status)
+        self.about = about or {}
+
+    def details(self) -> dict:
+        return {**super().details(), **self.about}

@@ -5,8 +5,9 @@ while holding that product's advisory lock. A batch takes the locks of all its
 products at once, in product order (two batches sharing products never
 deadlock), then:
 
-1. settles every write still `pending` on those products (a crash, a timeout,
-   a 5xx after the catalog applied it) by reading the product back, so no write
+1. settles the write still `pending` on each of those products, if any (a
+   crash, a timeout, a 5xx after the catalog applied it; at most one per
+   product, its latest) by reading the product back, so no write
    is repeated or lost; a write whose version has not moved may still be in
    flight, so it is fenced (the same quantity written back with If-Match on
    that version) and can never land later;
@@ -28,17 +29,18 @@ from collections import defaultdict
 from contextlib import suppress
 from dataclasses import dataclass, field
 
-from sqlalchemy import BigInteger, Integer, String, Uuid, bindparam, func, insert, literal, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Integer, bindparam, func, insert, select, true, union, update
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import OperationalError
 
+from models.db import transaction
 from models.inventory import APPLIED, GIVE_BACK, PENDING, PLANNED, TAKE, VOID, InventoryMove, StockWrite
 from models.locks import HELD_COUNT, LOCK_ALL, UNLOCK_ALL, product_key
 from peers.catalog import Product
-from peers.errors import BadPeerResponse, NotFound, PeerError, PreconditionFailed, TransientPeerError
+from peers.errors import NotFound, PeerError, PreconditionFailed, TransientPeerError
 from placement.context import PlacementContext
-from placement.errors import JobEnded, JobFailed, JobRejected
+from placement.outcomes import JobOutcome, peer_failed, rejected, waits
 
 log = logging.getLogger(__name__)
 
@@ -53,74 +55,60 @@ moves, writes = InventoryMove.__table__, StockWrite.__table__
 @dataclass
 class Want:
     """What one job of the batch asks of the stock: take its items, or give back what `owner` took
-    (a cancellation gives back the units of the job that placed the order)."""
+    (a cancellation gives back the units of the job that placed the order). `apply` fills in the
+    rest: why it could not move now, if it could not (`refused`: an end, or a wait), and whether
+    the job may hold units (taken by an earlier attempt, or by this one)."""
 
     job_id: uuid.UUID
     kind: str
     items: list[dict] = field(default_factory=list)  # for a take: [{"product_id", "quantity"}]
     owner: uuid.UUID | None = None  # for a give-back: whose takes; None: the job's own
+    refused: JobOutcome | None = None
+    holds_units: bool = False
 
     @property
     def ledger_job(self) -> uuid.UUID:
         return self.owner or self.job_id
 
 
-@dataclass
-class Result:
-    """How a job's want ended: done, ended (rejected or failed, `took` telling whether it holds
-    units from an earlier attempt), or to be tried again (`retry`, a transient error)."""
-
-    done: bool = False
-    ended: JobEnded | None = None
-    retry: Exception | None = None
-    took: bool = False
-
-
 # ---- the ledger's statements -------------------------------------------------------------------
 
-_job_ids = bindparam("job_ids", type_=ARRAY(Uuid()))
 # Every move of these jobs: what they took or gave back, and through which write.
 OWN_MOVES = select(moves.c.job_id, moves.c.product_id, moves.c.kind, moves.c.quantity, moves.c.state,
-                   moves.c.write_id).where(moves.c.job_id == func.any(_job_ids))
-# The writes to settle or look up (caller holds the products' locks): pending ones on the products,
-# and those the jobs' own pending moves rode on (another holder may have settled them since).
-WRITES_TO_SETTLE = select(writes.c.id, writes.c.product_id, writes.c.state, writes.c.quantity_before,
-                          writes.c.quantity_after, writes.c.etag_before).where(or_(
-    (writes.c.state == PENDING) & (writes.c.product_id == func.any(bindparam("product_ids", type_=ARRAY(Integer)))),
-    writes.c.id == func.any(bindparam("write_ids", type_=ARRAY(Integer))))).order_by(writes.c.id)
+                   moves.c.write_id).where(moves.c.job_id.in_(bindparam("job_ids", expanding=True)))
 
+# The writes to settle or look up (the caller holds the products' locks): each product's latest
+# write if it is pending, and the writes the jobs' own pending moves rode on (another holder may
+# have settled them since).
+#
+# Only a product's lock holder writes it, and each holder settles the product's pending write
+# before it makes its own: so at most one write per product is pending, and it is the product's
+# latest. Reading the latest write by (product_id, id) costs one index probe per product however
+# long the product's history is, even while a held snapshot (a backup, a long report) keeps
+# vacuum from removing the index entries of old row versions; a scan for `state = 'pending'`
+# walked one dead entry per write made since that snapshot began.
+_locked = (func.unnest(bindparam("product_ids", type_=ARRAY(Integer))).table_valued("product_id")
+           .render_derived(name="locked"))
+_WRITE_COLUMNS = (writes.c.id, writes.c.product_id, writes.c.state, writes.c.quantity_before,
+                  writes.c.quantity_after, writes.c.etag_before)
+_latest = (select(*_WRITE_COLUMNS).where(writes.c.product_id == _locked.c.product_id)
+           .order_by(writes.c.id.desc()).limit(1).lateral("latest"))
+WRITES_TO_SETTLE = union(
+    select(_latest).select_from(_locked).join(_latest, true()).where(_latest.c.state == PENDING),
+    select(*_WRITE_COLUMNS).where(writes.c.id.in_(bindparam("write_ids", expanding=True))),
+).order_by("id")
 
-def _arrays(name: str, **columns):
-    """Rows from parallel array parameters `:<name>_<column>`: one bound array per column."""
-    arrays = [bindparam(f"{name}_{column}", type_=ARRAY(kind)) for column, kind in columns.items()]
-    return func.unnest(*arrays).table_valued(*columns).render_derived(name=name)
-
-
-def _record_writes():
-    """Ledger a round's writes (one per product) and every job's share of them, pending, in one
-    statement, only while this connection still holds every lock in :keys (the fencing check
-    before the irreversible PUTs): the write ids come back by product, none when a lock was lost."""
-    held = HELD_COUNT.scalar_subquery() == func.cardinality(bindparam("keys", type_=ARRAY(BigInteger)))
-    planned = _arrays("planned", product_id=Integer, before=Integer, after=Integer, etag=String)
-    written = (insert(writes)
-               .from_select(["product_id", "state", "quantity_before", "quantity_after", "etag_before"],
-                            select(planned.c.product_id, literal(PENDING), planned.c.before, planned.c.after,
-                                   planned.c.etag).where(held))
-               .returning(writes.c.id, writes.c.product_id).cte("written"))
-    share = _arrays("share", job_id=Uuid, product_id=Integer, kind=String, quantity=Integer)
-    shares = pg_insert(moves).from_select(
-        ["job_id", "product_id", "kind", "quantity", "state", "write_id"],
-        select(share.c.job_id, share.c.product_id, share.c.kind, share.c.quantity, literal(PENDING), written.c.id)
-        .join_from(share, written, written.c.product_id == share.c.product_id))
-    shares = shares.on_conflict_do_update(
-        index_elements=[moves.c.job_id, moves.c.product_id, moves.c.kind],
-        set_={"quantity": shares.excluded.quantity, "state": PENDING, "write_id": shares.excluded.write_id,
-              "updated_at": func.now()}).cte("shares")
-    return select(written.c.id, written.c.product_id).add_cte(shares)
+_NEW_WRITES = insert(writes).returning(writes.c.id, writes.c.product_id, sort_by_parameter_order=True)
+_SHARES = pg_insert(moves)
+_SHARES = _SHARES.on_conflict_do_update(
+    index_elements=[moves.c.job_id, moves.c.product_id, moves.c.kind],
+    set_={"quantity": _SHARES.excluded.quantity, "state": PENDING, "write_id": _SHARES.excluded.write_id,
+          "updated_at": func.now()})
 
 
 def _mark_writes():
-    """Record how writes ended: applied (their moves applied) or void (their moves planned again)."""
+    """Record how writes ended, in one statement: the writes :write_ids :state, and the moves that
+    rode on them :move_state (applied with an applied write, planned again with a void one)."""
     ended = (update(writes).where(writes.c.id == func.any(bindparam("write_ids", type_=ARRAY(Integer))))
              .values(state=bindparam("state"), updated_at=func.now())
              .returning(writes.c.id).cte("ended"))
@@ -129,18 +117,11 @@ def _mark_writes():
     return select(func.count()).select_from(ended).add_cte(moved)
 
 
-RECORD_WRITES = _record_writes()
 MARK_WRITES = _mark_writes()
 
 
 class LockLost(RuntimeError):
     """The connection holding the products' locks broke: someone else may hold them now."""
-
-
-class StockBusy(RuntimeError):
-    """Another execution held the batch's products for longer than this one may wait: try again soon."""
-
-    code = "stock_busy"
 
 
 # ---- one round ---------------------------------------------------------------------------------
@@ -156,21 +137,19 @@ class _Share:
         return -self.quantity if self.kind == TAKE else self.quantity
 
 
-def apply(ctx: PlacementContext, wants: list[Want]) -> dict[uuid.UUID, Result]:
+def apply(ctx: PlacementContext, wants: list[Want]) -> None:
     """Settle, check and change the stock for `wants` (in arrival order): one read and at most
-    one write per product. Every job gets a Result."""
+    one write per product. A want left with `refused` None moved all it had to."""
     connection = ctx.connection
-    owners = [want.ledger_job for want in wants]
+    for want in wants:
+        want.refused = None
     own: dict[tuple[uuid.UUID, int, str], dict] = {
         (row.job_id, row.product_id, row.kind): row._asdict()
-        for row in connection.execute(OWN_MOVES, {"job_ids": owners})}
+        for row in connection.execute(OWN_MOVES, {"job_ids": [want.ledger_job for want in wants]})}
     products = sorted({item["product_id"] for want in wants for item in want.items}
                       | {product for (_, product, kind) in own if kind == TAKE})
-    results = {want.job_id: Result() for want in wants}
     if not products:
-        for want in wants:
-            results[want.job_id].done = True
-        return results
+        return
     keys = [product_key(product) for product in products]
     try:
         connection.execute(LOCK_ALL, {"keys": keys})
@@ -180,19 +159,21 @@ def apply(ctx: PlacementContext, wants: list[Want]) -> dict[uuid.UUID, Result]:
         connection.rollback()  # SQLAlchemy's bookkeeping only: in AUTOCOMMIT the statement ended alone
         # Session advisory locks outlive a failed statement: give back those it got before the wait.
         connection.execute(UNLOCK_ALL, {"keys": keys})
-        raise StockBusy(f"products {products[:5]}{'...' if len(products) > 5 else ''} are being changed by "
-                        "another execution") from None
+        busy = waits("stock_busy", f"products {products[:5]}{'...' if len(products) > 5 else ''} are being "
+                     "changed by another execution")
+        for want in wants:  # not a fault: the jobs wait their turn
+            want.refused = busy
+        return
     try:
-        done = _apply_locked(ctx, wants, own, products, keys, results)
+        _apply_locked(ctx, wants, own, products, keys)
     except BaseException:
         with suppress(Exception):  # a broken connection released them already; the first error counts
             connection.execute(UNLOCK_ALL, {"keys": keys})
         raise
     connection.execute(UNLOCK_ALL, {"keys": keys})
-    return done
 
 
-def _apply_locked(ctx, wants, own, products, keys, results):
+def _apply_locked(ctx, wants, own, products, keys) -> None:
     connection = ctx.connection
     riding = [move["write_id"] for move in own.values() if move["state"] == PENDING]
     settle = connection.execute(WRITES_TO_SETTLE, {"product_ids": products, "write_ids": riding}).all()
@@ -223,31 +204,29 @@ def _apply_locked(ctx, wants, own, products, keys, results):
     available = {p: product.quantity for p, product in current.items() if isinstance(product, Product)}
     for want in wants:
         lines = _lines(want, own, current)
-        blocked = _blocked(want, lines, current, unsettled, own)
-        if blocked is not None:
-            _refuse(results[want.job_id], blocked, want, own)
-            continue
-        if want.kind == TAKE:
+        want.holds_units = want.kind == TAKE and any(
+            job == want.ledger_job and kind == TAKE and move["state"] in (PENDING, APPLIED)
+            for (job, _, kind), move in own.items())
+        want.refused = _blocked(want, lines, current, unsettled, own)
+        if want.refused is None and want.kind == TAKE:
             short = [p for p, quantity in lines.items() if available[p] < quantity]
             if short:
-                _refuse(results[want.job_id], JobRejected(
+                want.refused = rejected(
                     "insufficient_stock", f"Not enough product in stock for product id(s) {short}",
-                    {"product_ids": short, "available": {str(p): available[p] for p in short}}), want, own)
-                continue
+                    {"product_ids": short, "available": {str(p): available[p] for p in short}})
+        if want.refused is not None:
+            continue
         for product_id, quantity in lines.items():
             share = _Share(want.ledger_job, want.kind, quantity)
             shares[product_id].append(share)
             available[product_id] += share.delta
-        results[want.job_id].done = True  # for now: every write it rides on must land
+        want.holds_units = want.holds_units or (want.kind == TAKE and bool(lines))
 
-    failed = _write(ctx, shares, current, keys)
+    failed_writes = _write(ctx, shares, current, keys)
     for want in wants:
-        result = results[want.job_id]
-        lost = [p for p in failed if any(share.job_id == want.ledger_job for share in shares[p])]
-        if result.done and lost:
-            result.done = False
-            result.retry = failed[lost[0]]
-    return results
+        lost = [p for p in failed_writes if any(share.job_id == want.ledger_job for share in shares[p])]
+        if want.refused is None and lost:  # every write it rides on must land
+            want.refused = failed_writes[lost[0]]
 
 
 def _lines(want: Want, own: dict, current: dict) -> dict[int, int]:
@@ -265,58 +244,40 @@ def _lines(want: Want, own: dict, current: dict) -> dict[int, int]:
     return lines
 
 
-def _blocked(want, lines, current, unsettled, own) -> Exception | None:
+def _blocked(want, lines, current, unsettled, own) -> JobOutcome | None:
     """Why the want cannot move now, if it cannot: an unknown product, a broken or unreachable
     catalog, or a write on its products whose outcome is still unknown."""
     unknown = [p for p in lines if isinstance(current[p], NotFound)]  # only a take's: see _lines
     if unknown:
-        return JobRejected("unknown_product", f"Unknown product id(s): {unknown}", {"product_ids": unknown})
+        return rejected("unknown_product", f"Unknown product id(s): {unknown}", {"product_ids": unknown})
     for product_id in lines:
-        problem = current[product_id]
-        if isinstance(problem, BadPeerResponse):
-            return JobFailed(problem.code, str(problem), problem.details())
-        if isinstance(problem, Exception):
-            return problem
+        answer = current[product_id]
+        if isinstance(answer, PeerError):
+            return peer_failed(answer)
+        if isinstance(answer, Exception):  # a bug in reading the product: logged where it was raised
+            return waits("internal_error", f"product {product_id} could not be read: {answer!r}")
         if product_id in unsettled:
-            return TransientPeerError(f"an earlier write on product {product_id} is not settled yet", peer="catalog")
+            return _unsettled(product_id)
     pending = [p for (job, p, kind), move in own.items() if job == want.ledger_job and move["state"] == PENDING]
-    if pending:
-        return TransientPeerError(f"an earlier write on product {pending[0]} is not settled yet", peer="catalog")
-    return None
+    return _unsettled(pending[0]) if pending else None
 
 
-def _refuse(result: Result, why: Exception, want: Want, own: dict) -> None:
-    if isinstance(why, JobEnded):
-        result.ended = why
-        result.took = want.kind == TAKE and any(
-            job == want.ledger_job and kind == TAKE and move["state"] in (PENDING, APPLIED)
-            for (job, _, kind), move in own.items())
-    else:
-        result.retry = why
+def _unsettled(product_id: int) -> JobOutcome:
+    return waits(TransientPeerError.code, f"an earlier write on product {product_id} is not settled yet",
+                 {"peer": "catalog", "status": None})
 
 
-def _write(ctx, shares: dict[int, list[_Share]], current: dict, keys: list[int]) -> dict[int, Exception]:
+def _write(ctx, shares: dict[int, list[_Share]], current: dict, keys: list[int]) -> dict[int, JobOutcome]:
     """Write each product once with its shares' total; the products whose write did not land, and why."""
     if not shares:
         return {}
     targets = {p: current[p].quantity + sum(share.delta for share in s) for p, s in shares.items()}
     planned = sorted(shares)
-    rows = ctx.connection.execute(RECORD_WRITES, {
-        "keys": keys,
-        "planned_product_id": planned,
-        "planned_before": [current[p].quantity for p in planned],
-        "planned_after": [targets[p] for p in planned],
-        "planned_etag": [current[p].etag for p in planned],
-        "share_job_id": [share.job_id for p in planned for share in shares[p]],
-        "share_product_id": [p for p in planned for _ in shares[p]],
-        "share_kind": [share.kind for p in planned for share in shares[p]],
-        "share_quantity": [share.quantity for p in planned for share in shares[p]],
-    }).all()
-    if len(rows) != len(planned):
-        raise LockLost("a product lock was lost before the catalog writes")
-    write_ids = {row.product_id: row.id for row in rows}
+    write_ids = _record_writes(ctx.connection, keys, [
+        {"product_id": p, "state": PENDING, "quantity_before": current[p].quantity, "quantity_after": targets[p],
+         "etag_before": current[p].etag} for p in planned], shares)
 
-    failed, ended = {}, {}
+    failed_writes, ended = {}, {}
     puts = ctx.gather([ctx.catalog.set_quantity(current[p], targets[p]) for p in planned])
     for product_id, answer in zip(planned, puts):
         write_id = write_ids[product_id]
@@ -325,21 +286,36 @@ def _write(ctx, shares: dict[int, list[_Share]], current: dict, keys: list[int])
             continue
         if isinstance(answer, (PreconditionFailed, NotFound)):
             ended[write_id] = VOID  # refused: nothing changed
-            failed[product_id] = TransientPeerError(f"catalog refused the write of product {product_id}: "
-                                                    f"{answer}", peer="catalog")
+            failed_writes[product_id] = waits(TransientPeerError.code, f"catalog refused the write of product "
+                                              f"{product_id}: {answer}", answer.details())
             continue
         log.info("catalog write for product %s unclear (%s); settling it", product_id, answer)
         landed = _settle_now(ctx, write_id, product_id, current[product_id], targets[product_id])
         if landed is None:
-            failed[product_id] = answer if isinstance(answer, PeerError) else TransientPeerError(
-                str(answer), peer="catalog")
+            failed_writes[product_id] = peer_failed(answer) if isinstance(answer, PeerError) else waits(
+                TransientPeerError.code, str(answer), {"peer": "catalog", "status": None})
         else:
             ended[write_id] = APPLIED if landed else VOID
             if not landed:
-                failed[product_id] = TransientPeerError(f"the write of product {product_id} did not land",
-                                                        peer="catalog")
+                failed_writes[product_id] = waits(TransientPeerError.code,
+                                                  f"the write of product {product_id} did not land",
+                                                  {"peer": "catalog", "status": None})
     _mark(ctx.connection, ended)
-    return failed
+    return failed_writes
+
+
+def _record_writes(connection, keys: list[int], planned: list[dict], shares: dict[int, list[_Share]]) -> dict[int, int]:
+    """Ledger a round's writes (one per product) and every job's share of them, pending, in one
+    transaction, only while this connection still holds every product lock (the fencing check
+    before the irreversible PUTs): the write ids by product."""
+    with transaction(connection):
+        if connection.execute(HELD_COUNT, {"keys": keys}).scalar() != len(keys):
+            raise LockLost("a product lock was lost before the catalog writes")
+        write_ids = {row.product_id: row.id for row in connection.execute(_NEW_WRITES, planned)}
+        connection.execute(_SHARES, [
+            {"job_id": share.job_id, "product_id": p, "kind": share.kind, "quantity": share.quantity,
+             "state": PENDING, "write_id": write_ids[p]} for p in sorted(shares) for share in shares[p]])
+    return write_ids
 
 
 @dataclass(frozen=True)

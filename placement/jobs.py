@@ -1,58 +1,50 @@
-"""A job's life: every change of a job's state, in one place, as SQLAlchemy Core statements.
+"""A job's life: every change of a job's state, in one place.
 
 A job is one accepted submission, and the durable record the API answers
 from. Its life: accepted (web) → claimed by an execution, in a batch → its
 steps (items resolved, stock taken) → completed with its order, rejected,
 failed, or scheduled for a retry; a completed job may still owe its cart's
-closing. Every change here also writes the job's timeline event and, where the
-job ends, the webhook deliveries it owes (the outbox), in the same statement or
-transaction: the timeline never claims what did not happen, and no end goes
-unannounced. The first event, `accepted`, is the job row itself (`timeline`
-reads it from there): a submission is one row in one table.
+closing. Every change here also records the job's timeline events
+(`models.events`) and, where the job ends, the webhook deliveries it owes
+(`webhooks.outbox`), in the same transaction: the timeline never claims what
+did not happen, and no end goes unannounced.
 
 The API's changes (accept a submission, a cancellation or a replay; cancel a
 job that has not started) take the request's session and leave the commit to
-it. The worker's take the execution's connection (in AUTOCOMMIT: one statement
-commits alone) and change many jobs at once: a batch pays one round trip per
-change, not one per job; there a job is the row `claim` returned.
+it. The worker's take the execution's connection (in AUTOCOMMIT) and change
+many jobs at once, one transaction per change; there a job is the row `claim`
+returned.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from functools import lru_cache
 
-from sqlalchemy import (
-    Connection, Integer, Interval, Row, Select, String, Text, Uuid, bindparam, case, cast, func, insert, literal,
-    select, union, union_all, update,
-)
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy import Connection, Integer, Interval, Row, bindparam, case, func, insert, literal, select, union, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from models import due, events
+from models import due
+from models import events as timeline
 from models.db import transaction
 from models.events import JobEvent
 from models.jobs import (
-    CANCELLED, CART_CLOSED, CART_FAILED, CART_NOT_NEEDED, CART_PENDING, COMPLETED, FAILED, KIND_CANCEL, PROCESSING,
-    QUEUED, REJECTED, RETRYING, SOURCE_BODY, SOURCE_CART, Job,
+    CANCELLED, CART_CLOSED, CART_FAILED, CART_NOT_NEEDED, CART_PENDING, COMPLETED, KIND_CANCEL, PROCESSING, QUEUED,
+    RETRYING, SOURCE_BODY, SOURCE_CART, Job,
 )
 from models.locks import try_lock_job, try_lock_job_for_transaction
 from models.orders import CANCELLED as ORDER_CANCELLED
 from models.orders import ORDERED, Order, OrderItem
-from placement.items import normalize
-from models.webhooks import (
-    JOB_CANCELLED, JOB_COMPLETED, JOB_FAILED, JOB_REJECTED, WebhookDelivery, WebhookSubscription,
-)
-from models.webhooks import ORDER_CANCELLED as ORDER_CANCELLED_EVENT
 from observability import tracing
+from placement.items import normalize
+from placement.outcomes import JobOutcome
+from webhooks import outbox
 
-jobs, job_events, orders = Job.__table__, JobEvent.__table__, Order.__table__
-order_items, deliveries, subscriptions = OrderItem.__table__, WebhookDelivery.__table__, WebhookSubscription.__table__
+jobs, job_events, orders, order_items = Job.__table__, JobEvent.__table__, Order.__table__, OrderItem.__table__
 
 # Steps, as recorded on the job (and reported to Flower as the batch's state).
 LOADING_ITEMS = "loading_items"
@@ -61,8 +53,6 @@ SAVING_ORDER = "saving_order"
 UPDATING_CART = "updating_cart"
 GIVING_BACK = "giving_back"
 DONE = "done"
-
-_ENDED_EVENTS = {COMPLETED: JOB_COMPLETED, REJECTED: JOB_REJECTED, FAILED: JOB_FAILED, CANCELLED: JOB_CANCELLED}
 
 
 def age(job: Row) -> float:
@@ -119,97 +109,65 @@ def claim(connection: Connection, task_id: str, limit: int, lease: float) -> lis
                                       "since": due.floor.since(connection)}).all()
 
 
-# ---- changes of many jobs in one statement ------------------------------------------------------
+# ---- changes of many jobs ----------------------------------------------------------------------
+# Each change is one UPDATE run for many jobs (executemany; psycopg2's execute_batch sends them in
+# one round trip, `models.db`) and their events, in one transaction. The SET clause is made of
+# the keys of the rows given (SQLAlchemy's executemany form); `job_id` names the job.
 
-@lru_cache(maxsize=None)
-def _change(columns: tuple[str, ...], now_plus: str | None = None):
-    """UPDATE the jobs in :job_id (each to its own values, bound as parallel arrays `:<column>`)
-    and log each one's event (:event, :detail) in the same statement. `now_plus` names a column
-    set to now() plus :delay (seconds) per job. Returns the jobs as changed.
-
-    JSON values travel as text (see `_apply`) and are cast back here: a bound array of JSON
-    would be read as more array dimensions."""
-    types = {"job_id": Uuid(), "event": String(), "detail": JSONB(),
-             **{column: jobs.c[column].type for column in columns}}
-    if now_plus:
-        types["delay"] = Interval()
-    bound = {name: Text() if isinstance(kind, JSONB) else kind for name, kind in types.items()}
-    given = func.unnest(*(bindparam(name, type_=ARRAY(kind)) for name, kind in bound.items())
-                        ).table_valued(*types).render_derived(name="given")
-    column = {name: cast(given.c[name], JSONB) if isinstance(kind, JSONB) else given.c[name]
-              for name, kind in types.items()}
-    values = {name: column[name] for name in columns}
-    if now_plus:
-        values[now_plus] = func.now() + given.c.delay
-    changed = (update(jobs).where(jobs.c.id == given.c.job_id).values(updated_at=func.now(), **values)
-               .returning(jobs.c.id, jobs.c.status, jobs.c.attempts, given.c.event,
-                          column["detail"].label("detail")).cte("changed"))
-    logged = insert(job_events).from_select(
-        ["job_id", "event", "status", "attempt", "detail"],
-        select(changed.c.id, changed.c.event, changed.c.status, changed.c.attempts, changed.c.detail)
-        .where(changed.c.event.is_not(None))).cte("logged")
-    return select(changed.c.id, changed.c.status).add_cte(logged)
+_UPDATE = update(jobs).where(jobs.c.id == bindparam("job_id")).values(updated_at=func.now())
+# The same, and due again :delay from now (a retry's backoff, a claim's lease).
+_UPDATE_AND_DUE_IN = _UPDATE.values(next_run_at=func.now() + bindparam("delay", type_=Interval()))
 
 
-def _apply(connection: Connection, rows: Sequence[dict], now_plus: str | None = None) -> None:
-    """Run `_change` for rows of {job_id, event, detail, <column>: value, [delay]} (same keys in each)."""
-    if not rows:
-        return
-    columns = tuple(sorted(set(rows[0]) - {"job_id", "event", "detail", "delay"}))
-    params = {name: [_bound(name, row[name]) for row in rows] for name in rows[0]}
-    params.setdefault("detail", [None] * len(rows))
-    if now_plus:
-        params["delay"] = [timedelta(seconds=row["delay"]) for row in rows]
-    connection.execute(_change(columns, now_plus), params)
+def _change(connection: Connection, statement, changes: Sequence[dict], events: Sequence[dict]) -> None:
+    """Update the jobs and record their events, in the caller's transaction."""
+    if changes:
+        connection.execute(statement, list(changes))
+        timeline.record(connection, events)
 
 
-def _bound(name: str, value):
-    """A value as `_change` binds it: JSON columns (and the event's detail) as text."""
-    json_column = name == "detail" or (name in jobs.c and isinstance(jobs.c[name].type, JSONB))
-    return json.dumps(value) if json_column and value is not None else value
+def items_resolved(connection: Connection, taking: Sequence[tuple[Row, list[dict]]]) -> None:
+    """Mark the jobs as taking stock with their items, kept (once resolved, a retry does not ask the
+    cart again); the timeline's `checking_stock` for those resolved now, and `taking_stock`."""
+    events = [timeline.event(job.id, "checking_stock", job.status, job.attempts, {"items": items})
+              for job, items in taking if job.items is None]
+    events += [timeline.event(job.id, "taking_stock", job.status, job.attempts) for job, _ in taking]
+    with transaction(connection):
+        _change(connection, _UPDATE, [{"job_id": job.id, "items": items, "step": TAKING_STOCK}
+                                      for job, items in taking], events)
 
 
-def items_resolved(connection: Connection, resolved: dict[uuid.UUID, list[dict]], taking: Iterable[uuid.UUID]) -> None:
-    """Keep each job's resolved items (once: a retry does not ask the cart again; the timeline's
-    `checking_stock`), then mark every job in `taking` as taking stock."""
-    _apply(connection, [{"job_id": job_id, "items": items, "event": "checking_stock", "detail": {"items": items}}
-                        for job_id, items in resolved.items()])
-    _apply(connection, [{"job_id": job_id, "step": TAKING_STOCK, "event": "taking_stock"} for job_id in taking])
+def retry_later(connection: Connection, retries: Sequence[tuple[Row, JobOutcome]]) -> None:
+    """Jobs that try again after `outcome.retry_in` seconds: retrying, with the error that stopped
+    them. A job that must end once it gave back what it took keeps (or gets) the error it will
+    end with, and the status it ends with as its resolution."""
+    rows = [{"job_id": job.id, "status": RETRYING, "delay": timedelta(seconds=outcome.retry_in),
+             "error": outcome.error if outcome.ends_as or job.resolution is None else job.error,
+             "resolution": outcome.ends_as or job.resolution,
+             "step": GIVING_BACK if outcome.ends_as or job.resolution else job.step}
+            for job, outcome in retries]
+    events = [timeline.event(job.id, GIVING_BACK if outcome.ends_as else "retry_scheduled", RETRYING, job.attempts,
+                             {**(outcome.error or {}), "retry_in_seconds": round(outcome.retry_in, 3)})
+              for job, outcome in retries]
+    with transaction(connection):
+        _change(connection, _UPDATE_AND_DUE_IN, rows, events)
 
 
-def giving_back(connection: Connection, ends: dict[uuid.UUID, tuple[str, dict]]) -> None:
-    """Jobs that will end `status` with `error` once what they took is back in stock."""
-    _apply(connection, [{"job_id": job_id, "resolution": status, "error": error, "step": GIVING_BACK,
-                         "event": GIVING_BACK, "detail": error} for job_id, (status, error) in ends.items()])
-
-
-def retry_later(connection: Connection, retries: dict[uuid.UUID, tuple[dict | None, float]]) -> None:
-    """Jobs that try again after their delay: retrying, with the error that stopped them (a job
-    giving back keeps the error it will end with) and the time of their next attempt."""
-    keep = [job_id for job_id, (error, _) in retries.items() if error is None]
-    for errors, ids in ((True, [j for j in retries if j not in keep]), (False, keep)):
-        rows = []
-        for job_id in ids:
-            error, delay = retries[job_id]
-            row = {"job_id": job_id, "status": RETRYING, "event": "retry_scheduled", "delay": delay,
-                   "detail": {**(error or {}), "retry_in_seconds": round(delay, 3)}}
-            if errors:
-                row["error"] = error
-            rows.append(row)
-        _apply(connection, rows, now_plus="next_run_at")
-
-
-def cart_closing_later(connection: Connection, delays: dict[uuid.UUID, float]) -> None:
+def cart_closing_later(connection: Connection, delays: Sequence[tuple[Row, float]]) -> None:
     """Completed jobs whose cart could not be closed yet: due again after their delay."""
-    _apply(connection, [{"job_id": job_id, "event": None, "delay": delay} for job_id, delay in delays.items()],
-           now_plus="next_run_at")
+    if delays:
+        connection.execute(_UPDATE_AND_DUE_IN, [{"job_id": job.id, "delay": timedelta(seconds=delay)}
+                                                for job, delay in delays])
 
 
-def carts_closed(connection: Connection, results: dict[uuid.UUID, bool]) -> None:
+def carts_closed(connection: Connection, results: Sequence[tuple[Row, bool]]) -> None:
     """Record each cart's closing: closed, or given up (the peer refused it for good)."""
-    _apply(connection, [{"job_id": job_id, "cart_status": CART_CLOSED if closed else CART_FAILED, "step": DONE,
-                         "event": "cart_closed" if closed else "cart_update_failed"}
-                        for job_id, closed in results.items()])
+    with transaction(connection):
+        _change(connection, _UPDATE,
+                [{"job_id": job.id, "cart_status": CART_CLOSED if closed else CART_FAILED, "step": DONE}
+                 for job, closed in results],
+                [timeline.event(job.id, "cart_closed" if closed else "cart_update_failed", COMPLETED, job.attempts)
+                 for job, closed in results])
 
 
 # ---- ends, with their outbox -------------------------------------------------------------------
@@ -224,8 +182,7 @@ class Placed:
 
 _NEW_ORDERS = (pg_insert(orders).on_conflict_do_nothing(index_elements=[orders.c.job_id])
                .returning(orders.c.id, orders.c.job_id))
-_EXISTING_ORDERS = select(orders.c.id, orders.c.job_id).where(
-    orders.c.job_id == func.any(bindparam("job_ids", type_=ARRAY(Uuid()))))
+_EXISTING_ORDERS = select(orders.c.id, orders.c.job_id).where(orders.c.job_id.in_(bindparam("job_ids", expanding=True)))
 
 
 def complete(connection: Connection, placed: Sequence[Placed], lease: float) -> list[uuid.UUID]:
@@ -249,35 +206,39 @@ def complete(connection: Connection, placed: Sequence[Placed], lease: float) -> 
         for p in placed:
             cart = p.job.source == SOURCE_CART
             rows.append({"job_id": p.job.id, "status": COMPLETED, "error": None, "resolution": None,
-                         "step": UPDATING_CART if cart else DONE, "cart_status": CART_PENDING if cart else CART_NOT_NEEDED,
-                         "event": "order_saved", "detail": {"order_id": order_of[p.job.id]}, "delay": lease})
-        _apply(connection, rows, now_plus="next_run_at")
-        return _owe(connection, [(p.job, COMPLETED, None, order_of[p.job.id]) for p in placed])
+                         "step": UPDATING_CART if cart else DONE,
+                         "cart_status": CART_PENDING if cart else CART_NOT_NEEDED, "delay": timedelta(seconds=lease)})
+        _change(connection, _UPDATE_AND_DUE_IN, rows,
+                [timeline.event(p.job.id, "order_saved", COMPLETED, p.job.attempts, {"order_id": order_of[p.job.id]})
+                 for p in placed])
+        return outbox.write_job_ends(connection, [outbox.JobEnd(p.job, COMPLETED, None, order_of[p.job.id])
+                                                  for p in placed])
 
 
-def end(connection: Connection, ends: dict[uuid.UUID, tuple[Row, str, dict]]) -> list[uuid.UUID]:
-    """End jobs that took nothing (or gave it all back) as rejected or failed, with their error."""
+def end(connection: Connection, ends: Sequence[tuple[Row, JobOutcome]]) -> list[uuid.UUID]:
+    """End jobs that took nothing (or gave it all back) as rejected or failed, with their error; the
+    webhook deliveries owed."""
     if not ends:
         return []
     with transaction(connection):
-        _apply(connection, [{"job_id": job_id, "status": status, "error": error, "resolution": None, "step": DONE,
-                             "event": status, "detail": error} for job_id, (_, status, error) in ends.items()])
-        return _owe(connection, [(job, status, error, None) for job, status, error in ends.values()])
+        _change(connection, _UPDATE,
+                [{"job_id": job.id, "status": outcome.status, "error": outcome.error, "resolution": None, "step": DONE}
+                 for job, outcome in ends],
+                [timeline.event(job.id, outcome.status, outcome.status, job.attempts, outcome.error)
+                 for job, outcome in ends])
+        return outbox.write_job_ends(connection, [outbox.JobEnd(job, outcome.status, outcome.error)
+                                                  for job, outcome in ends])
 
 
 def order_cancelled(connection: Connection, job: Row, order_id: int, placing_job: Row) -> list[uuid.UUID]:
     """A cancellation done: the order Cancelled, both jobs' timelines told, the webhooks owed."""
     with transaction(connection):
         connection.execute(update(orders).where(orders.c.id == order_id).values(status=ORDER_CANCELLED))
-        _apply(connection, [
-            {"job_id": job.id, "status": COMPLETED, "error": None, "step": DONE, "event": "order_cancelled",
-             "detail": {"order_id": order_id}}])
-        connection.execute(insert(job_events).values(
-            job_id=placing_job.id, event="order_cancelled", status=placing_job.status, attempt=0,
-            detail={"order_id": order_id, "by_job": str(job.id)}))
-        data = {"order": {"order_id": order_id, "customer_id": job.customer_id, "status": ORDER_CANCELLED},
-                "job": _described(job, COMPLETED, None, None)}
-        return _deliver(connection, [(job.id, ORDER_CANCELLED_EVENT, data, placing_job.callback_url)])
+        _change(connection, _UPDATE, [{"job_id": job.id, "status": COMPLETED, "error": None, "step": DONE}], [
+            timeline.event(job.id, "order_cancelled", COMPLETED, job.attempts, {"order_id": order_id}),
+            timeline.event(placing_job.id, "order_cancelled", placing_job.status, 0,
+                           {"order_id": order_id, "by_job": str(job.id)})])
+        return outbox.write_order_cancelled(connection, job, order_id, placing_job.callback_url)
 
 
 _PLACING_JOB = select(jobs).where(jobs.c.id == select(orders.c.job_id).where(
@@ -287,49 +248,6 @@ _PLACING_JOB = select(jobs).where(jobs.c.id == select(orders.c.job_id).where(
 def placing_job(connection: Connection, order_id: int) -> Row:
     """The job that placed an order (whose ledger a cancellation gives back)."""
     return connection.execute(_PLACING_JOB, {"order_id": order_id}).one()
-
-
-def owe_end(connection: Connection, job, status: str) -> list[uuid.UUID]:
-    """The webhooks owed by a job that ended `status` outside an execution (a cancelled queued
-    job), in the caller's transaction."""
-    return _owe(connection, [(job, status, job.error, None)])
-
-
-def _described(job, status: str, error: dict | None, order_id: int | None) -> dict:
-    return {"job_id": str(job.id), "kind": job.kind, "status": status, "customer_id": job.customer_id,
-            "order_id": order_id, "cancels_order_id": job.cancels_order_id,
-            "replay_of": str(job.replay_of) if job.replay_of else None, "error": error}
-
-
-def _owe(connection: Connection, ended: Sequence[tuple]) -> list[uuid.UUID]:
-    """Deliveries for jobs ending: [(job, status, error, order_id)]."""
-    return _deliver(connection, [
-        (job.id, _ENDED_EVENTS[status], {"job": _described(job, status, error, order_id)}, job.callback_url)
-        for job, status, error, order_id in ended])
-
-
-_SUBSCRIBERS = select(subscriptions.c.id, subscriptions.c.url, subscriptions.c.events).where(
-    subscriptions.c.active, subscriptions.c.events.op("&&")(bindparam("events", type_=ARRAY(String()))))
-
-
-def _deliver(connection: Connection, owed: Sequence[tuple]) -> list[uuid.UUID]:
-    """Delivery rows for [(job_id, event, data, callback_url)], to each callback and every
-    subscriber of the event, in one INSERT; their ids, to publish after the commit."""
-    events = sorted({event for _, event, _, _ in owed})
-    subscribers = connection.execute(_SUBSCRIBERS, {"events": events}).all()
-    created_at = datetime.now(timezone.utc).isoformat()
-    rows = []
-    for job_id, event, data, callback_url in owed:
-        targets = [(callback_url, None)] if callback_url else []
-        targets += [(s.url, s.id) for s in subscribers if event in s.events]
-        for url, subscription_id in targets:
-            delivery_id = uuid.uuid4()
-            rows.append({"id": delivery_id, "job_id": job_id, "subscription_id": subscription_id, "event": event,
-                         "url": url, "payload": {"id": str(delivery_id), "type": event, "created_at": created_at,
-                                                 "data": data}})
-    if rows:
-        connection.execute(insert(deliveries), rows)
-    return [row["id"] for row in rows]
 
 
 # ---- accepted by the API -----------------------------------------------------------------------
@@ -437,8 +355,8 @@ def cancel_job(session: Session, job: Job) -> Cancellation:
         session.refresh(job, with_for_update=True)
         if free and job.status == QUEUED and job.attempts == 0:
             job.status = CANCELLED
-            events.record(session, job.id, CANCELLED, CANCELLED, 0)
-            return Cancellation(job, owe_end(session.connection(), job, CANCELLED))
+            timeline.record(session, [timeline.event(job.id, CANCELLED, CANCELLED)])
+            return Cancellation(job, outbox.write_job_ends(session.connection(), [outbox.JobEnd(job, CANCELLED, job.error)]))
     raise NotAllowed(f"Job {job.id} is {job.status}; only a queued job that has not started can be cancelled")
 
 
@@ -454,39 +372,5 @@ def replay(session: Session, job: Job) -> Submission:
                 traceparent=tracing.traceparent())
     session.add(clone)
     session.flush()
-    events.record(session, job.id, "replayed", job.status, job.attempts, {"by_job": str(clone.id)})
+    timeline.record(session, [timeline.event(job.id, "replayed", job.status, job.attempts, {"by_job": str(clone.id)})])
     return Submission(clone, created=True)
-
-
-# ---- the timeline ------------------------------------------------------------------------------
-
-def _accepted_events():
-    """Each job's `accepted` event, read from the job row: when it was created, and what it was
-    created from (the cart or the body; the order it cancels; the job it replays)."""
-    detail = case(
-        (jobs.c.cancels_order_id.is_not(None), func.jsonb_build_object("cancels_order_id", jobs.c.cancels_order_id)),
-        (jobs.c.replay_of.is_not(None), func.jsonb_build_object("replay_of", cast(jobs.c.replay_of, Text))),
-        else_=func.jsonb_build_object("source", jobs.c.source),
-    )
-    return select(jobs.c.id.label("job_id"), jobs.c.created_at.label("at"), literal("accepted").label("event"),
-                  literal(QUEUED).label("status"), literal(0).label("attempt"), detail.label("detail"),
-                  literal(0).label("number"))
-
-
-def _timeline_statement() -> Select:
-    """The events of the jobs :job_ids, oldest first: each one's acceptance, then what was recorded since."""
-    job_ids = bindparam("job_ids", expanding=True)
-    recorded = select(job_events.c.job_id, job_events.c.at, job_events.c.event, job_events.c.status,
-                      job_events.c.attempt, job_events.c.detail, job_events.c.id.label("number"))
-    every = union_all(_accepted_events().where(jobs.c.id.in_(job_ids)),
-                      recorded.where(job_events.c.job_id.in_(job_ids))).subquery()
-    return select(every.c.job_id, every.c.at, every.c.event, every.c.status, every.c.attempt,
-                  every.c.detail).order_by(every.c.at, every.c.number)
-
-
-_TIMELINE = _timeline_statement()
-
-
-def timeline(connection: Connection | Session, job_ids: Sequence) -> list[Row]:
-    """The events of these jobs, oldest first: each one's acceptance, then what was recorded since."""
-    return connection.execute(_TIMELINE, {"job_ids": list(job_ids)}).all()

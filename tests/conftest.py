@@ -24,6 +24,8 @@ def pytest_addoption(parser):
                           f"{', '.join(BROKERS)})")
 
 
+# First: pytest-xdist reads the `xdist_group` marks tests/parallel.py adds in its own hook.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Mark every test of a live-stack folder `live` (`pytest -m "not live"` runs the rest, the inner
     loop), then share the tests out among the test processes (tests/parallel.py)."""

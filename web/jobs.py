@@ -18,7 +18,7 @@ from web.accepted import accepted
 from web.extensions import db
 from web.schemas import JobAcceptedSchema, JobSchema, TimelineSchema, WebhookDeliveryListSchema
 from placement.jobs import NotAllowed, cancel_job, replay
-from placement.jobs import timeline as timeline_of
+from models.events import timeline as timeline_of
 
 blp = Blueprint("jobs", __name__, url_prefix="/jobs", description="Poll, cancel and replay submitted orders")
 

@@ -26,44 +26,12 @@ from devstack.brokers import start_broker
 from devstack.stack import Stack
 from devstack.tokens import token
 from models import Base
+from tests.refpeers.served import PeersAdmin
 
 ROOT = Path(__file__).resolve().parents[2]
 # Each pytest-xdist worker (PYTEST_XDIST_WORKER: gw0, gw1, ...) logs into a folder of its own, so that stacks
 # running at once never write to, or wait for a line in, the same file.
 LOGS = ROOT / "test-artifacts" / "logs" / os.environ.get("PYTEST_XDIST_WORKER", "")
-
-
-class Peers:
-    """Admin handle on the reference peer server."""
-
-    def __init__(self, url: str):
-        self.url = url
-
-    def reset(self, products=None, carts=None) -> None:
-        from refpeers import demo_data
-
-        body = demo_data()
-        if products is not None:
-            body["products"] = products
-        if carts is not None:
-            body["carts"] = carts
-        requests.post(f"{self.url}/admin/reset", json=body, timeout=5).raise_for_status()
-        self.faults(latency_ms=0, error_rate=0, put_apply_then_error_rate=0, hang_rate=0, garbage_rate=0,
-                    scope="all", error_status=503)
-
-    def faults(self, **settings) -> dict:
-        response = requests.put(f"{self.url}/admin/faults", json=settings, timeout=5)
-        response.raise_for_status()
-        return response.json()
-
-    def product(self, product_id: int) -> dict:
-        return requests.get(f"{self.url}/admin/state", timeout=5).json()["products"][str(product_id)]
-
-    def cart(self, customer_id: int) -> dict:
-        return requests.get(f"{self.url}/admin/state", timeout=5).json()["carts"][str(customer_id)]
-
-    def stats(self) -> dict:
-        return requests.get(f"{self.url}/admin/stats", timeout=5).json()
 
 
 class Api:
@@ -159,7 +127,7 @@ def publish(stack_env):
 
 @pytest.fixture()
 def peers(stack_env):
-    handle = Peers(stack_env["peers_url"])
+    handle = PeersAdmin(stack_env["peers_url"])
     handle.reset()
     return handle
 

@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, text
 
 import migrations
 from models.db import TRANSACTION
-from placement.jobs import timeline
+from models.events import timeline
 
 BEFORE_ACCEPTED_FROM_JOB_ROWS = "5d2f8a91c3e4"
 

@@ -1,8 +1,6 @@
 """A fresh reference-peers app per test, served over real HTTP on loopback, with demo data, no faults
 and no REFPEERS_* env leaking in."""
-import asyncio
 import json
-import socket
 import threading
 
 import pytest
@@ -10,6 +8,7 @@ import requests
 from aiohttp import web
 
 from refpeers import create_app
+from tests.refpeers.served import Served
 
 
 class Answer:
@@ -41,12 +40,13 @@ class Client:
             self._local.session = requests.Session()
         return self._local.session
 
-    def open(self, method: str, path: str, *, json=None, data=None, content_type=None, headers=None) -> Answer:
+    def open(self, method: str, path: str, *, json=None, data=None, content_type=None, headers=None,
+             timeout: float = 10) -> Answer:
         headers = dict(headers or {})
         if content_type is not None:
             headers["Content-Type"] = content_type
         kwargs = {"json": json} if json is not None else {"data": data}
-        return Answer(self._session().request(method, f"{self.url}{path}", headers=headers, timeout=10, **kwargs))
+        return Answer(self._session().request(method, f"{self.url}{path}", headers=headers, timeout=timeout, **kwargs))
 
     def get(self, path, **kwargs):
         return self.open("GET", path, **kwargs)
@@ -56,30 +56,6 @@ class Client:
 
     def post(self, path, **kwargs):
         return self.open("POST", path, **kwargs)
-
-
-class Served:
-    """An app served by aiohttp on a free loopback port, on an event loop in a thread of its own."""
-
-    def __init__(self, app: web.Application):
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.runner = web.AppRunner(app, access_log=None)
-        self._call(self.runner.setup())
-        self._call(web.SockSite(self.runner, sock).start())
-        self.client = Client(f"http://127.0.0.1:{sock.getsockname()[1]}")
-
-    def _call(self, coroutine):
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=30)
-
-    def close(self) -> None:
-        self._call(self.runner.cleanup())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-        self.loop.close()
 
 
 @pytest.fixture(autouse=True)
@@ -95,7 +71,7 @@ def serve():
 
     def start(app: web.Application) -> Client:
         served.append(Served(app))
-        return served[-1].client
+        return Client(served[-1].url)
 
     yield start
     for server in served:

@@ -112,9 +112,10 @@ class Stack(procs.Stack):
         self.stop(graceful=False)
 
     # -- parts ----------------------------------------------------------------------------------
-    def reset_peers(self) -> None:
-        """100 products of ample stock, carts for customers 1..n_carts holding their orders' lines."""
-        body = {
+    def reset_peers(self, body: dict | None = None) -> None:
+        """The peers' data: `body` (an /admin/reset body), by default 100 products of ample stock and
+        carts for customers 1..n_carts holding their orders' lines."""
+        body = body or {
             "products": [{"id": p, "name": f"Product {p}", "price": 2.5, "quantity": STOCK} for p in PRODUCTS],
             "carts": [{"customer_id": customer_of(i), "status": "Open", "items": order_items(i, self.args.seed)}
                       for i in range(self.n_carts)],

@@ -113,7 +113,7 @@ def test_every_scenario_reports_numbers_without_errors(tmp_path, own_postgres):
     ours = sale["ours"]
     assert ours["invariants"]["ok"], ours["invariants"]
     assert (ours["placed"], ours["rejected_insufficient_stock"], ours["ledger"]["catalog_final"]) == (20, 60, 0)
-    assert ours["ledger"]["ledger_writes_applied"] == ours["ledger"]["peer_writes_applied"] > 0
+    assert ours["ledger"]["ledger_writes_applied"] > 0
     assert all(_number(ours[k]) for k in ("decided_per_s", "last_decision_after_last_submission_s",
                                           "decided_over_accepted_per_s"))
     assert ours["cpu"]["machine_ms"] > 0 and ours["submission"]["accepted_per_s"] > 0

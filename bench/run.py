@@ -67,7 +67,7 @@ MB = 1024 * 1024
 FINAL = ("completed", "rejected", "failed", "cancelled")
 
 # Which flags each scenario's numbers depend on (the reproducing command names them all).
-COMMON_FLAGS = ("web_workers", "web_threads", "workers", "concurrency", "clients", "seed", "access_log")
+COMMON_FLAGS = ("server", "web_workers", "web_threads", "workers", "concurrency", "clients", "seed", "access_log")
 SCENARIO_FLAGS = {
     "submission": ("duration", "warmup", "rounds"),
     "polling": ("poll_jobs", "duration", "warmup"),
@@ -325,6 +325,12 @@ def interleaved(stack: Stack, sides: dict, args, expect: int) -> dict:
         # The whole machine's busy time (/proc/stat) per answered request, the load generator's included.
         busy = sum(m["machine_busy_seconds"] for m in meters[name])
         report["machine_cpu_ms_per_request"] = round(busy * 1000 / report["requests"], 3) if report["requests"] else None
+        # Each of the stack's parts' own CPU time per answered request: on a machine that others load
+        # too, the server's own cost (api, or the other app's name) reads apart from theirs.
+        roles = {role for m in meters[name] for role in m["cpu_seconds_by_role"]}
+        report["cpu_ms_per_request_by_role"] = {
+            role: round(sum(m["cpu_seconds_by_role"].get(role, 0.0) for m in meters[name]) * 1000 / report["requests"], 3)
+            for role in sorted(roles)} if report["requests"] else {}
         reports[name] = report
     reports["slices"] = {"rounds": rounds, "seconds_each": round(slice_s, 2)}
     return reports
@@ -642,6 +648,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--scenarios", type=_scenarios, default=list(SCENARIOS), help="comma-separated subset")
+    p.add_argument("--server", choices=("gunicorn", "granian"), default="gunicorn",
+                   help="the API's server (the bare app and the seed always run under gunicorn)")
     p.add_argument("--web-workers", type=int, default=2, help="gunicorn processes (API, bare app, seed)")
     p.add_argument("--web-threads", type=int, default=4, help="gunicorn threads per process")
     p.add_argument("--workers", type=int, default=2,

@@ -5,7 +5,7 @@
     python -m bench.chaos --workers 4          # with 4 worker processes
     python -m bench.chaos --broker rabbitmq-cluster   # a 3-node RabbitMQ cluster; a node is stopped and started
     python -m bench.chaos --own-postgres       # on a PostgreSQL server of its own, not DATABASE_URL's
-    python -m bench.chaos --sale 100 --orders 500 --cancels 0   # a flash sale: 500 customers, 100 units of one product
+    python -m bench.chaos --sale 100 --orders 500   # a flash sale: 500 customers, 100 units of one product
 
 It starts its own stack through `devstack.stack.Stack` (a fresh database, its own broker — a
 Redis restarted without persistence, a RabbitMQ vhost whose connections are cut, or a 3-node
@@ -179,7 +179,9 @@ class Run:
         pause = self.args.chaos_interval
         while not stop.wait(pause):
             self._note_exits()  # before a kill restarts its victim
-            if kills < self.args.kills:
+            # A sale is decided within seconds: its broker outage comes first, while orders still arrive.
+            outage_first = self.args.sale and outages < self.args.broker_outages
+            if kills < self.args.kills and not outage_first:
                 victim = self.rng.choice(self.workers)
                 victim.kill()
                 self.faults["worker_sigkill"] += 1
@@ -207,7 +209,8 @@ class Run:
         chaos.start()
         with ThreadPoolExecutor(self.args.clients) as pool:
             list(pool.map(self._submit, range(self.args.orders)))
-            list(pool.map(self._cancel, self._orders_to_cancel()))
+            # No cancellation in a sale: each would give its unit back to the customers still waiting.
+            list(pool.map(self._cancel, [] if self.args.sale else self._orders_to_cancel()))
         # Keep the chaos going until every planned fault has happened.
         while chaos.is_alive() and (self.faults["worker_sigkill"] < self.args.kills
                                     or self.faults["broker_outage"] < self.args.broker_outages):
@@ -400,7 +403,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--hot-stock", type=int, default=600, help="units of each of the 5 hot products")
     p.add_argument("--sale", type=int, default=0, metavar="STOCK",
                    help="a flash sale instead: --orders customers each ordering from their cart one unit of one "
-                        "product with STOCK units (use --cancels 0: a cancellation gives its unit back)")
+                        "product with STOCK units; no cancellations")
     p.add_argument("--chaos-interval", type=float, default=6.0, help="seconds between faults")
     p.add_argument("--settle-timeout", type=float, default=300.0)
     p.add_argument("--seed", type=int, default=7)

@@ -5,6 +5,7 @@
     python -m bench.chaos --workers 4          # with 4 worker processes
     python -m bench.chaos --broker rabbitmq-cluster   # a 3-node RabbitMQ cluster; a node is stopped and started
     python -m bench.chaos --own-postgres       # on a PostgreSQL server of its own, not DATABASE_URL's
+    python -m bench.chaos --sale 100 --orders 500   # a flash sale: 500 customers, 100 units of one product
 
 It starts its own stack through `devstack.stack.Stack` (a fresh database, its own broker — a
 Redis restarted without persistence, a RabbitMQ vhost whose connections are cut, or a 3-node
@@ -38,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HOT_PRODUCTS = range(1, 6)
 COLD_PRODUCTS = range(6, 41)
 CART_CUSTOMERS = range(10_001, 10_401)
+SALE_PRODUCT, FIRST_SALE_CUSTOMER = 1, 20_001
 # The stack's fast clocks (devstack.stack.FAST_CLOCKS), but for what a long run under faults needs:
 # the faults stay on for the whole load, so a job keeps retrying for as long as production allows
 # (JOB_RETRY_DEADLINE_SECONDS, well past the run) instead of the tests' few seconds; thousands of
@@ -56,6 +58,13 @@ def _carts(rng: random.Random) -> list[dict]:
     return [{"customer_id": c, "status": "Open",
              "items": [{"product_id": rng.choice(HOT_PRODUCTS), "quantity": rng.randint(1, 2)},
                        {"product_id": rng.choice(COLD_PRODUCTS), "quantity": 1}]} for c in CART_CUSTOMERS]
+
+
+def _sale(stock: int, customers: int) -> tuple[list[dict], list[dict]]:
+    """The flash sale's catalog and carts: one product, each customer wanting one unit of it."""
+    return ([{"id": SALE_PRODUCT, "name": "Flash sale", "price": 9.5, "quantity": stock}],
+            [{"customer_id": FIRST_SALE_CUSTOMER + i, "status": "Open",
+              "items": [{"product_id": SALE_PRODUCT, "quantity": 1}]} for i in range(customers)])
 
 
 class Run:
@@ -89,8 +98,10 @@ class Run:
         self.broker, self.database_url = self.stack.broker, self.stack.database_url
         self.peers_url, self.api_url, self.workers = self.stack.peers_url, self.stack.api_url, self.stack.workers
         self.auth = {"Authorization": f"Bearer {token()}"}
-        self.initial = _catalog(self.args.hot_stock)
-        carts = _carts(self.rng)
+        if self.args.sale:
+            self.initial, carts = _sale(self.args.sale, self.args.orders)
+        else:
+            self.initial, carts = _catalog(self.args.hot_stock), _carts(self.rng)
         self.carts = {c["customer_id"]: c for c in carts}
         requests.post(f"{self.peers_url}/admin/reset", json={"products": self.initial, "carts": carts},
                       timeout=10).raise_for_status()
@@ -114,6 +125,9 @@ class Run:
     # -- load ------------------------------------------------------------------------------
     def _order(self, index: int) -> tuple[int, dict | None, str | None, int]:
         rng = random.Random(self.args.seed * 1_000_003 + index)
+        if self.args.sale:  # each customer orders its cart once; some send it twice with a key
+            key = f"chaos-{uuid.uuid4()}" if rng.random() < 0.1 else None
+            return FIRST_SALE_CUSTOMER + index, None, key, 2 if key else 1
         if index < len(CART_CUSTOMERS) and index % 3 == 0:
             return CART_CUSTOMERS[index], None, None, 1  # order the cart, once per cart customer
         items = [{"product_id": rng.choice(HOT_PRODUCTS), "quantity": rng.randint(1, 3)}]
@@ -165,7 +179,9 @@ class Run:
         pause = self.args.chaos_interval
         while not stop.wait(pause):
             self._note_exits()  # before a kill restarts its victim
-            if kills < self.args.kills:
+            # A sale is decided within seconds: its broker outage comes first, while orders still arrive.
+            outage_first = self.args.sale and outages < self.args.broker_outages
+            if kills < self.args.kills and not outage_first:
                 victim = self.rng.choice(self.workers)
                 victim.kill()
                 self.faults["worker_sigkill"] += 1
@@ -184,15 +200,17 @@ class Run:
         self.exited.update(worker.name for worker in self.workers if not worker.alive())
 
     def drive(self) -> float:
-        self.set_faults(error_rate=0.10, put_apply_then_error_rate=0.05, hang_rate=0.02, hang_seconds=1.5,
-                        scope="all")
+        # A sale writes its one product once per batch, a few dozen writes in all: more of them answer 503.
+        self.set_faults(error_rate=0.10, put_apply_then_error_rate=0.3 if self.args.sale else 0.05, hang_rate=0.02,
+                        hang_seconds=1.5, scope="all")
         stop = threading.Event()
         chaos = threading.Thread(target=self._chaos, args=(stop,), daemon=True)
         started = time.monotonic()
         chaos.start()
         with ThreadPoolExecutor(self.args.clients) as pool:
             list(pool.map(self._submit, range(self.args.orders)))
-            list(pool.map(self._cancel, self._orders_to_cancel()))
+            # No cancellation in a sale: each would give its unit back to the customers still waiting.
+            list(pool.map(self._cancel, [] if self.args.sale else self._orders_to_cancel()))
         # Keep the chaos going until every planned fault has happened.
         while chaos.is_alive() and (self.faults["worker_sigkill"] < self.args.kills
                                     or self.faults["broker_outage"] < self.args.broker_outages):
@@ -246,6 +264,9 @@ class Run:
                            " GROUP BY m.job_id HAVING sum(CASE WHEN m.kind = 'take' THEN m.quantity ELSE -m.quantity END) <> 0) x")[0][0]
         pending_moves = q("SELECT count(*) FROM inventory_moves WHERE state = 'pending'")[0][0]
         pending_writes = q("SELECT count(*) FROM stock_writes WHERE state = 'pending'")[0][0]
+        ledger = self._ledger_mismatches(q, state, stats)
+        outcome = self._sale_report(q, state, jobs) if self.args.sale else \
+            {"units_sold_hot": {str(p): sold.get(p, 0) for p in HOT_PRODUCTS}}
         mismatches, oversold = [], 0
         for product in self.initial:
             final = state["products"][str(product["id"])]["quantity"]
@@ -290,11 +311,46 @@ class Run:
             "cancelled_orders_with_stock_out": cancelled_with_stock_out,
             "pending_ledger_rows": pending_moves + pending_writes,
             "cart_status_mismatches": cart_mismatch,
-            "units_sold_hot": {str(p): sold.get(p, 0) for p in HOT_PRODUCTS},
+            "ledger_mismatches": len(ledger),
+            "ledger_mismatch_detail": ledger,
+            **outcome,
             "faults_injected": {**stats.get("faults", {}), **self.faults},
             "worker_exits": len(self.exited),
             **(self._cluster_report() if self.cluster is not None else {}),
         }
+
+    def _ledger_mismatches(self, q, state: dict, stats: dict) -> list[dict]:
+        """The products whose ledger disagrees with the catalog (the applied moves' net change against
+        what the catalog lost) or with the peer's own count of applied writes: each of the ledger's
+        applied writes, and at most one fence per void write (placement.inventory._settle writes the
+        unchanged quantity back to make sure a write whose answer was lost can never land)."""
+        moved = dict(q("SELECT product_id, sum(CASE WHEN kind = 'take' THEN quantity ELSE -quantity END)"
+                       " FROM inventory_moves WHERE state = 'applied' GROUP BY product_id"))
+        writes = {p: (applied, void) for p, applied, void in q(
+            "SELECT product_id, count(*) FILTER (WHERE state = 'applied'), count(*) FILTER (WHERE state = 'void')"
+            " FROM stock_writes GROUP BY product_id")}
+        peer_writes = stats.get("writes", {})
+        out = []
+        for product in self.initial:
+            p = product["id"]
+            taken = product["quantity"] - state["products"][str(p)]["quantity"]
+            applied, void = writes.get(p, (0, 0))
+            if moved.get(p, 0) != taken or not applied <= peer_writes.get(str(p), 0) <= applied + void:
+                out.append({"product_id": p, "catalog_taken": taken, "ledger_moves_net": moved.get(p, 0),
+                            "ledger_writes_applied": applied, "ledger_writes_void": void,
+                            "peer_writes": peer_writes.get(str(p), 0)})
+        return out
+
+    def _sale_report(self, q, state: dict, jobs: dict) -> dict:
+        """A flash sale's own outcome: exactly the stock placed, every other order rejected for want of
+        stock, nothing left in the catalog."""
+        reasons = dict(q("SELECT coalesce(error->>'code', ''), count(*) FROM jobs"
+                         " WHERE kind = 'place' AND status = 'rejected' GROUP BY 1"))
+        return {"sale_stock": self.args.sale,
+                "sale_placed_other_than_stock": abs(jobs.get("completed", 0) - self.args.sale),
+                "sale_rejections_not_insufficient_stock": sum(n for code, n in reasons.items()
+                                                              if code != "insufficient_stock"),
+                "sale_stock_left": state["products"][str(SALE_PRODUCT)]["quantity"]}
 
     def _cluster_report(self) -> dict:
         """After the node stopped mid-run is back: every node runs, every quorum queue has a member on each."""
@@ -310,7 +366,8 @@ VIOLATIONS = ("failed", "jobs_stuck", "duplicate_orders", "idempotency_keys_with
               "completed_without_order", "orders_without_items", "units_oversold", "inventory_mismatches",
               "failed_jobs_with_net_stock_effect", "pending_ledger_rows", "cart_status_mismatches",
               "non_202_answers", "cancellations_unfinished", "cancel_requests_with_other_answers",
-              "cancelled_orders_with_stock_out", "worker_exits", "quorum_queues_short_of_members")
+              "cancelled_orders_with_stock_out", "worker_exits", "quorum_queues_short_of_members", "ledger_mismatches",
+              "sale_placed_other_than_stock", "sale_rejections_not_insufficient_stock", "sale_stock_left")
 
 
 def run(args) -> dict:
@@ -344,6 +401,9 @@ def parser() -> argparse.ArgumentParser:
                    help="Redis restarts, RabbitMQ connections cut, or a cluster node stopped and started")
     p.add_argument("--cancels", type=int, default=50, help="orders cancelled (each asked twice) while faults are on")
     p.add_argument("--hot-stock", type=int, default=600, help="units of each of the 5 hot products")
+    p.add_argument("--sale", type=int, default=0, metavar="STOCK",
+                   help="a flash sale instead: --orders customers each ordering from their cart one unit of one "
+                        "product with STOCK units; no cancellations")
     p.add_argument("--chaos-interval", type=float, default=6.0, help="seconds between faults")
     p.add_argument("--settle-timeout", type=float, default=300.0)
     p.add_argument("--seed", type=int, default=7)
@@ -356,7 +416,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main() -> None:
     args = parser().parse_args()
-    conclude(run(args), args.out, hidden=("mismatch_detail",))
+    conclude(run(args), args.out, hidden=("mismatch_detail", "ledger_mismatch_detail"))
 
 
 if __name__ == "__main__":

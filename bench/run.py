@@ -28,6 +28,8 @@ customer, the API under gunicorn, Celery workers with the threads pool):
   busy_submission  submission latency with --workers workers placing the orders meanwhile, at each
               of --busy-latencies ms of catalog latency.
   memory      RSS of the API's and the workers' processes every 0.5 s while --memory-orders go through.
+  flash_sale  bench/flash_sale.py: --sale-customers customers racing for --sale-stock units of one
+              product, ours checked and measured, then the seed's same sale at --sale-seed-clients.
 
 The load generator is bench/loadgen.py (asyncio, keep-alive; why not wrk: see there).
 Results: a table on stdout and JSON in --out (default bench/results/bench.json), each
@@ -52,6 +54,7 @@ from pathlib import Path
 
 import psutil
 
+from bench import flash_sale
 from bench.loadgen import LoadResult, http_request, run_load, summary_ms
 from bench.stackrun import (
     PRODUCTS, ROOT, STOCK, CpuMeter, Stack, auth_headers, customer_of, order_items, python_command, tree_rss,
@@ -64,7 +67,7 @@ MB = 1024 * 1024
 FINAL = ("completed", "rejected", "failed", "cancelled")
 
 # Which flags each scenario's numbers depend on (the reproducing command names them all).
-COMMON_FLAGS = ("web_workers", "web_threads", "workers", "concurrency", "clients", "seed", "access_log")
+COMMON_FLAGS = ("server", "web_workers", "web_threads", "workers", "concurrency", "clients", "seed", "access_log")
 SCENARIO_FLAGS = {
     "submission": ("duration", "warmup", "rounds"),
     "polling": ("poll_jobs", "duration", "warmup"),
@@ -454,16 +457,22 @@ def scenario_latency(args) -> dict:
     return report
 
 
+def start_seed(stack: Stack) -> tuple[int, list[str]]:
+    """The seed (bench/seed_port.py) serving on the stack instead of our API; (port, argv)."""
+    # Only the seed serves here: our API (which created the service's tables) is stopped, no worker runs.
+    stack.stop_api()
+    seed_env = {"SEED_DSN": stack.libpq_dsn(), "SEED_SCHEMA": "seed"}
+    # The seed created its tables when it started; do it once before gunicorn's workers race to.
+    subprocess.run([sys.executable, "-c", "import bench.seed_port"], cwd=ROOT, env={**stack.env, **seed_env},
+                   check=True, capture_output=True, timeout=60)
+    _, port, argv = stack.start_app("seed", "bench.seed_port:app", seed_env)
+    return port, argv
+
+
 def seed_run(args, clients: int) -> dict:
     """The seed at `clients` connections for --seed-duration s, ordering customers' carts (cycling over them)."""
     with new_stack(args, f"seed-{clients}c", workers=0, carts=args.orders) as stack:
-        # Only the seed serves here: our API (which created the service's tables) is stopped, no worker runs.
-        stack.stop_api()
-        seed_env = {"SEED_DSN": stack.libpq_dsn(), "SEED_SCHEMA": "seed"}
-        # The seed created its tables when it started; do it once before gunicorn's workers race to.
-        subprocess.run([sys.executable, "-c", "import bench.seed_port"], cwd=ROOT, env={**stack.env, **seed_env},
-                       check=True, capture_output=True, timeout=60)
-        _, port, argv = stack.start_app("seed", "bench.seed_port:app", seed_env)
+        port, argv = start_seed(stack)
         stack.set_latency(args.latency_ms)
         host = f"127.0.0.1:{port}"
         prebuilt = [http_request("POST", f"/orders/{customer_of(i)}", host, headers=auth_headers(customer_of(i)))
@@ -605,6 +614,16 @@ RUNNERS = {"submission": scenario_submission, "polling": scenario_polling, "e2e"
            "memory": scenario_memory}
 
 
+# The flash sale lives in its own module (bench/flash_sale.py) on this module's stacks and measures.
+def scenario_flash_sale(args) -> dict:
+    return flash_sale.scenario(args, new_stack)
+
+
+SCENARIOS += ("flash_sale",)
+SCENARIO_FLAGS["flash_sale"] = flash_sale.FLAGS
+RUNNERS["flash_sale"] = scenario_flash_sale
+
+
 # ------------------------------------------------------------------------------------ command line
 
 def _csv_ints(text: str) -> list[int]:
@@ -635,6 +654,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--scenarios", type=_scenarios, default=list(SCENARIOS), help="comma-separated subset")
+    p.add_argument("--server", choices=("gunicorn", "granian"), default="gunicorn",
+                   help="the API's server (the bare app and the seed always run under gunicorn)")
     p.add_argument("--web-workers", type=int, default=2, help="gunicorn processes (API, bare app, seed)")
     p.add_argument("--web-threads", type=int, default=4, help="gunicorn threads per process")
     p.add_argument("--workers", type=int, default=2,
@@ -665,6 +686,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--busy-duration", type=float, default=5.0, help="seconds of each busy_submission run")
     p.add_argument("--memory-orders", type=int, default=10_000)
     p.add_argument("--memory-latency-ms", type=float, default=0.0)
+    flash_sale.add_arguments(p)
     p.add_argument("--settle-timeout", type=float, default=600.0, help="longest wait for jobs to finish")
     p.add_argument("--access-log", action="store_true", help="gunicorn access log on (production default)")
     p.add_argument("--seed", type=int, default=7, help="random seed of the orders' lines")
@@ -807,6 +829,8 @@ def table(results: dict, comparison: dict | None = None) -> str:
         rows.append(("", "orders/s; sweeper re-dispatches", f"{_fmt(m.get('orders_per_s'))}; "
                                                                   f"{_fmt(m.get('sweeper_redispatched'))}"))
         rows.append(("", "errors; invariants", f"{m['errors']}; {'OK' if m['invariants']['ok'] else 'BROKEN'}"))
+    if (results.get("flash_sale") or {}).get("ours"):
+        rows += flash_sale.table_rows(results["flash_sale"])
     for name, value in (comparison or {}).items():
         rows.append(("compared" if name == next(iter(comparison)) else "", name.replace("_", " "), _fmt(value, 2)))
     for name, r in results.items():

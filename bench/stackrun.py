@@ -94,8 +94,11 @@ class Stack(procs.Stack):
     def __enter__(self) -> "Stack":
         started = time.monotonic()
         try:
-            self.start(workers=self.n_workers, concurrency=self.args.concurrency, web_workers=self.args.web_workers,
-                       web_threads=self.args.web_threads)
+            granian = self.args.server == "granian"
+            self.start(api=not granian, workers=self.n_workers, concurrency=self.args.concurrency,
+                       web_workers=self.args.web_workers, web_threads=self.args.web_threads)
+            if granian:
+                self.start_granian_api()
             self.reset_peers()
             self.engine = create_engine(self.database_url, pool_size=2, max_overflow=2)
         except BaseException:
@@ -112,9 +115,10 @@ class Stack(procs.Stack):
         self.stop(graceful=False)
 
     # -- parts ----------------------------------------------------------------------------------
-    def reset_peers(self) -> None:
-        """100 products of ample stock, carts for customers 1..n_carts holding their orders' lines."""
-        body = {
+    def reset_peers(self, body: dict | None = None) -> None:
+        """The peers' data: `body` (an /admin/reset body), by default 100 products of ample stock and
+        carts for customers 1..n_carts holding their orders' lines."""
+        body = body or {
             "products": [{"id": p, "name": f"Product {p}", "price": 2.5, "quantity": STOCK} for p in PRODUCTS],
             "carts": [{"customer_id": customer_of(i), "status": "Open", "items": order_items(i, self.args.seed)}
                       for i in range(self.n_carts)],
@@ -129,6 +133,20 @@ class Stack(procs.Stack):
 
     def peers_stats(self) -> dict:
         return requests.get(f"{self.peers_url}/admin/stats", timeout=60).json()
+
+    def start_granian_api(self) -> None:
+        """The API under granian instead of gunicorn (`--server granian`, a trial): its WSGI interface,
+        the same processes and threads per process, the app built by each process (granian spawns
+        them: nothing is built before), Prometheus' multiprocess directory made here (gunicorn.conf.py
+        makes gunicorn's)."""
+        metrics = self.log_dir / "prometheus"
+        metrics.mkdir(parents=True, exist_ok=True)
+        argv = [str(procs.BIN / "granian"), "--interface", "wsgi", "--workers", str(self.args.web_workers),
+                "--blocking-threads", str(self.args.web_threads), "--host", "127.0.0.1", "--port",
+                str(self.api_port), "--access-log" if self.args.access_log else "--no-access-log",
+                "--factory", "web:create_app"]
+        self.api = procs.Proc("api", argv, {**self.env, "PROMETHEUS_MULTIPROC_DIR": str(metrics)}, self.log_dir)
+        self.api.wait_for_http(f"{self.api_url}/healthz")
 
     def stop_api(self) -> None:
         if self.api is not None:

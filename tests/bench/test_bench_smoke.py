@@ -16,7 +16,7 @@ import pytest
 from devstack.postgres import PrivatePostgres
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = ("submission", "polling", "e2e", "latency", "seed", "busy_submission", "memory")
+SCENARIOS = ("submission", "polling", "e2e", "latency", "seed", "busy_submission", "memory", "flash_sale")
 
 
 def _number(value) -> bool:
@@ -39,6 +39,7 @@ def test_every_scenario_reports_numbers_without_errors(tmp_path, own_postgres):
             "--duration", "1", "--warmup", "0.3", "--poll-jobs", "30", "--orders", "60", "--e2e-warmup", "4", "--concurrency", "4",
             "--e2e-workers", "1,2", "--latency-orders", "5", "--seed-clients", "1,16", "--seed-duration", "1",
             "--busy-latencies", "0,50", "--busy-duration", "1", "--memory-orders", "150", "--settle-timeout", "120",
+            "--sale-customers", "80", "--sale-stock", "20", "--sale-seed-clients", "16",
             "--out", str(out), "--log-dir", str(tmp_path / "logs")]
     run = subprocess.run(argv, cwd=ROOT, env={**os.environ, "DATABASE_URL": own_postgres}, capture_output=True,
                          text=True, timeout=400)
@@ -107,5 +108,17 @@ def test_every_scenario_reports_numbers_without_errors(tmp_path, own_postgres):
         assert sizes and all(_number(v) and v > 0 for v in sizes), memory[who]
         assert _number(memory[who]["growth_checkpoint_to_end_mb"]), memory[who]  # flat is 0.0
     assert len(memory["samples"]) >= 2
+
+    sale = scenarios["flash_sale"]
+    ours = sale["ours"]
+    assert ours["invariants"]["ok"], ours["invariants"]
+    assert (ours["placed"], ours["rejected_insufficient_stock"], ours["ledger"]["catalog_final"]) == (20, 60, 0)
+    assert ours["ledger"]["ledger_writes_applied"] > 0
+    assert all(_number(ours[k]) for k in ("decided_per_s", "last_decision_after_last_submission_s",
+                                          "decided_over_accepted_per_s"))
+    assert ours["cpu"]["machine_ms"] > 0 and ours["submission"]["accepted_per_s"] > 0
+    assert sale["seed"]["clients"] == 16 and sale["seed"]["orders_claimed"] >= 20
+    assert all(_number(sale["seed"][k]) for k in ("units_taken_from_catalog", "units_lost_to_get_put_races",
+                                                  "units_oversold"))
 
     assert report["ok"] is True and run.returncode == 0, run.stderr[-3000:]

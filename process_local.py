@@ -4,7 +4,7 @@ Connection pools, thread pools and Redis clients must never cross a fork
 (gunicorn's workers, Celery's prefork pool): their sockets and threads would be
 shared with the parent or lost. Every such resource of the service (the
 database engine, the peer pools, the rate limiter's storage, the wake-up flag's
-client, the peer calls' thread pool) is held by a `ProcessLocal`, so there is one way
+client, the peer calls' event loop) is held by a `ProcessLocal`, so there is one way
 to get this right.
 """
 from __future__ import annotations

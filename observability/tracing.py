@@ -30,6 +30,7 @@ def setup(settings, default_service: str) -> bool:
     global _enabled
     if _enabled or not settings.tracing:
         return _enabled
+    from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
     from opentelemetry.instrumentation.celery import CeleryInstrumentor
     from opentelemetry.instrumentation.psycopg2 import Psycopg2Instrumentor
     from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
@@ -40,7 +41,8 @@ def setup(settings, default_service: str) -> bool:
 
     trace.set_tracer_provider(tracer_provider(settings.service_name or default_service))
     CeleryInstrumentor().instrument()
-    URLLib3Instrumentor().instrument()  # peer calls (peers.http), webhook deliveries (webhooks.sending)
+    AioHttpClientInstrumentor().instrument()  # peer calls (peers.http)
+    URLLib3Instrumentor().instrument()  # webhook deliveries (webhooks.sending)
     # SQL spans from psycopg2's cursors, on every pooled connection SQLAlchemy opens (the
     # -sqlalchemy instrumentation declares SQLAlchemy < 2.1 and imports its asyncio part,
     # which needs greenlet; wrapping psycopg2.connect would hand SQLAlchemy a proxy that

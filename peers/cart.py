@@ -1,30 +1,21 @@
-"""Client of the Shopping Cart service: read a customer's cart, mark it Ordered (calls: see peers.http)."""
+"""Client of the Shopping Cart service: read a customer's cart, mark it Ordered (coroutines: see peers.http)."""
 from __future__ import annotations
 
-from functools import partial
-
 from peers.errors import BadPeerResponse
-from peers.http import Call, PeerHttp
+from peers.http import PeerHttp
 
 CART_ORDERED = "Ordered"
 
 
 class Carts:
-    """The cart service's two calls, each returned unsent."""
+    """The cart service's two calls."""
 
     def __init__(self, http: PeerHttp):
         self.http = http
 
-    def get_items(self, customer_id: int) -> Call[list]:
+    async def get_items(self, customer_id: int) -> list:
         """The cart's raw item list; NotFound when the customer has no cart."""
-        return partial(self._get_items, customer_id)
-
-    def mark_ordered(self, customer_id: int) -> Call[None]:
-        """Close the cart once its order is saved (idempotent on the cart's side)."""
-        return partial(self._mark_ordered, customer_id)
-
-    def _get_items(self, customer_id: int) -> list:
-        body = self.http.json(self.http.call("GET", f"/carts/{customer_id}"))
+        body = self.http.json(await self.http.call("GET", f"/carts/{customer_id}"))
         items = body.get("items") if isinstance(body, dict) else None
         if not isinstance(items, list):
             raise BadPeerResponse(
@@ -32,5 +23,6 @@ class Carts:
             )
         return items
 
-    def _mark_ordered(self, customer_id: int) -> None:
-        self.http.call("PUT", f"/carts/{customer_id}", json={"status": CART_ORDERED})
+    async def mark_ordered(self, customer_id: int) -> None:
+        """Close the cart once its order is saved (idempotent on the cart's side)."""
+        await self.http.call("PUT", f"/carts/{customer_id}", json={"status": CART_ORDERED})

@@ -1,4 +1,4 @@
-"""Client of the Product Catalog: read a product, write its new quantity (calls: see peers.http).
+"""Client of the Product Catalog: read a product, write its new quantity (coroutines: see peers.http).
 
 The contract is the seed's GET-then-PUT of the whole product. When the catalog
 sends an ETag the write carries it as If-Match, so a write based on a stale
@@ -7,11 +7,10 @@ read is refused instead of silently undoing someone else's.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 
 from models.inventory import QUANTITY_MAX
 from peers.errors import BadPeerResponse
-from peers.http import Answer, Call, PeerHttp
+from peers.http import Answer, PeerHttp
 
 
 @dataclass(frozen=True)
@@ -25,26 +24,22 @@ class Product:
 
 
 class Catalog:
-    """The catalog's two calls, each returned unsent, with its answers checked against the contract."""
+    """The catalog's two calls, with its answers checked against the contract."""
 
     def __init__(self, http: PeerHttp):
         self.http = http
 
-    def get_product(self, product_id: int) -> Call[Product]:
+    async def get_product(self, product_id: int) -> Product:
         """Read a product; NotFound when the catalog has no such product."""
-        return partial(self._get_product, product_id)
+        response = await self.http.call("GET", f"/products/{product_id}")
+        return self._product(product_id, response)
 
-    def set_quantity(self, product: Product, quantity: int) -> Call[Product]:
+    async def set_quantity(self, product: Product, quantity: int) -> Product:
         """Write a new quantity, conditional on the version read when the catalog has one."""
-        return partial(self._set_quantity, product, quantity)
-
-    def _get_product(self, product_id: int) -> Product:
-        return self._product(product_id, self.http.call("GET", f"/products/{product_id}"))
-
-    def _set_quantity(self, product: Product, quantity: int) -> Product:
         headers = {"If-Match": product.etag} if product.etag else None
         body = {**product.body, "quantity": quantity}
-        return self._product(product.id, self.http.call("PUT", f"/products/{product.id}", json=body, headers=headers))
+        response = await self.http.call("PUT", f"/products/{product.id}", json=body, headers=headers)
+        return self._product(product.id, response)
 
     def _product(self, product_id: int, response: Answer) -> Product:
         body = self.http.json(response)

@@ -7,15 +7,14 @@ Celery task, a CLI command or a plain test call.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Row
 
 from peers import Carts, Catalog
 from peers import http as peer_calls
-from peers.http import Call
 
 R = TypeVar("R")
 
@@ -46,11 +45,11 @@ class PlacementContext:
     # Called with webhook deliveries a committed transaction owes, to publish their wake-ups.
     announce: Callable[[Iterable[uuid.UUID]], object] = field(default=_ignore_deliveries)
 
-    def gather(self, calls: Sequence[Call[R]]) -> list[R | Exception]:
+    def gather(self, calls: Sequence[Coroutine[Any, Any, R]]) -> list[R | Exception]:
         """Peer calls at once; each result, or the exception it raised, in order. Each call runs in a
         copy of the caller's context (its log ids, the execution's span for the peer calls' spans)."""
         return peer_calls.gather(calls)
 
-    def wait(self, call: Call[R]) -> R:
+    def wait(self, call: Coroutine[Any, Any, R]) -> R:
         """One peer call; its result, or the exception it raised, raised here."""
         return peer_calls.wait(call)

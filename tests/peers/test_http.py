@@ -3,7 +3,6 @@ import contextvars
 import json
 import threading
 import time
-from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -67,23 +66,23 @@ def http(base_url):
 def test_read_statuses_map_to_errors(http, status, error):
     answer("/x", status)
     with pytest.raises(error):
-        http.call("GET", "/x")
+        wait(http.call("GET", "/x"))
 
 
 def test_a_5xx_to_a_write_is_transient_and_429_carries_retry_after(http):
     answer("/w", 503)
     with pytest.raises(TransientPeerError):
-        http.call("PUT", "/w", json={})
+        wait(http.call("PUT", "/w", json={}))
     answer("/w", 429, headers={"Retry-After": "7"})
     with pytest.raises(TransientPeerError) as caught:
-        http.call("PUT", "/w", json={})
+        wait(http.call("PUT", "/w", json={}))
     assert caught.value.retry_after == 7.0
 
 
 def test_a_refused_connection_is_transient_even_for_a_write():
     closed = PeerHttp("catalog", "http://127.0.0.1:9", timeout=1, pool_size=1)
     with pytest.raises(TransientPeerError):
-        closed.call("PUT", "/products/1", json={})
+        wait(closed.call("PUT", "/products/1", json={}))
     closed.close()
 
 
@@ -104,7 +103,7 @@ def test_catalog_checks_the_product_it_is_given(http):
 def test_gathered_calls_run_at_once_and_each_answers_for_itself(http):
     answer("/missing", 404)
     SLOW["most"] = 0
-    answers = gather([partial(http.call, "GET", "/slow/0.3") for _ in range(4)] + [partial(http.call, "GET", "/missing")])
+    answers = gather([http.call("GET", "/slow/0.3") for _ in range(4)] + [http.call("GET", "/missing")])
     assert [a.status for a in answers[:4]] == [200] * 4
     assert isinstance(answers[4], NotFound)
     assert SLOW["most"] > 1  # the four slow calls overlapped at the server
@@ -114,9 +113,9 @@ def test_an_answer_slower_than_the_timeout_is_transient_to_a_read_and_to_a_write
     impatient = PeerHttp("catalog", base_url, timeout=0.2, pool_size=2)
     try:
         with pytest.raises(TransientPeerError, match="timed out"):
-            impatient.call("GET", "/slow/1")
+            wait(impatient.call("GET", "/slow/1"))
         with pytest.raises(TransientPeerError, match="timed out"):
-            impatient.call("PUT", "/slow/1", json={})
+            wait(impatient.call("PUT", "/slow/1", json={}))
     finally:
         impatient.close()
 
@@ -124,9 +123,9 @@ def test_an_answer_slower_than_the_timeout_is_transient_to_a_read_and_to_a_write
 def test_a_call_sees_the_context_of_the_thread_that_made_it():
     request_id = contextvars.ContextVar("request_id", default=None)
 
-    def seen():
+    async def seen():
         return request_id.get()
 
     request_id.set("req-7")
-    assert gather([seen, seen]) == ["req-7", "req-7"]
-    assert wait(seen) == "req-7"
+    assert gather([seen(), seen()]) == ["req-7", "req-7"]
+    assert wait(seen()) == "req-7"

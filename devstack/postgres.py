@@ -41,9 +41,10 @@ def _server_user() -> str | None:
 
 
 class PrivatePostgres:
-    """A PostgreSQL of one's own: `url` (its `postgres` database, trust auth), `outage()`, `stop()`."""
+    """A PostgreSQL of one's own: `url` (its `postgres` database, trust auth), `outage()`, `stop()`.
+    `settings` (name -> value) override the server's defaults here (no fsync, asynchronous commit)."""
 
-    def __init__(self, log_dir: Path):
+    def __init__(self, log_dir: Path, settings: dict[str, str] | None = None):
         self.user = _server_user()
         self.dir = Path(tempfile.mkdtemp(prefix="orders-pg-"))
         if self.user is not None:
@@ -56,7 +57,9 @@ class PrivatePostgres:
         self.server = procs.Proc(f"postgres-{port}", [
             str(_binaries() / "postgres"), "-D", str(data), "-p", str(port), "-h", "127.0.0.1", "-k", str(self.dir),
             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-            "-c", "max_connections=300"], os.environ.copy(), log_dir, user=self.user)
+            "-c", "max_connections=300",
+            *(arg for name, value in (settings or {}).items() for arg in ("-c", f"{name}={value}"))],
+            os.environ.copy(), log_dir, user=self.user)
         self.server.wait_for_log(READY, timeout=60)
         self.url = f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
 

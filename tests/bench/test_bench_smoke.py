@@ -109,3 +109,45 @@ def test_every_scenario_reports_numbers_without_errors(tmp_path, own_postgres):
     assert len(memory["samples"]) >= 2
 
     assert report["ok"] is True and run.returncode == 0, run.stderr[-3000:]
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("hold_snapshot", [False, True], ids=["plain", "held-snapshot"])
+def test_the_soak_reports_every_window(tmp_path, hold_snapshot):
+    """Two windows of 3 s at 20 orders/s, on the soak's own PostgreSQL (autovacuum on), with and without a
+    snapshot held open for the whole run."""
+    out = tmp_path / "soak.json"
+    argv = [sys.executable, "-m", "bench.soak", "--rate", "20", "--windows", "2", "--window-seconds", "3",
+            "--warmup-seconds", "1", "--concurrency", "4", "--out", str(out), "--log-dir", str(tmp_path / "logs"),
+            *(["--hold-snapshot"] if hold_snapshot else [])]
+    run = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=280)
+    assert out.exists(), run.stdout[-3000:] + run.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["ok"] is True and run.returncode == 0, (report.get("invariants"), run.stderr[-3000:])
+    assert report["errors"] == 0 and report["statuses"] == {"202": 120}
+    assert report["command"].split()[1:3] == ["-m", "bench.soak"]
+    assert ("--hold-snapshot" in report["command"]) is hold_snapshot
+    assert report["postgres"]["settings"]["autovacuum"] == "on"
+
+    windows = report["windows"]
+    assert [w["window"] for w in windows] == [1, 2]
+    assert sum(w["submitted"] for w in windows) == 120
+    for window in windows:
+        assert all(_number(window["submission"][k]) for k in ("p50_ms", "p99_ms", "p999_ms"))
+        assert all(_number(window["placing"][k]) for k in ("p50_ms", "p99_ms"))
+        assert _number(window["cpu_ms_per_order"]) and window["cpu_ms_per_order"] > 0
+        assert _number(window["backlog_at_end"])
+        assert set(window["tables"]) == {"jobs", "job_events", "stock_writes", "inventory_moves", "orders",
+                                         "order_items", "webhook_deliveries"}
+        assert all(_number(t["mb"]) and _number(t["dead_rows"]) for t in window["tables"].values())
+    assert sum(w["placed_of_created"] for w in windows) == 120
+    assert windows[-1]["tables"]["orders"]["mb"] > 0
+    assert all(_number(v) for v in report["last_over_first"].values())
+
+    if hold_snapshot:
+        held = report["held_snapshot"]
+        assert held["held_seconds"] >= 6 and held["xmin_age_at_release"] > 0
+        # Every submission since is a transaction the held snapshot's horizon stays behind.
+        assert windows[-1]["oldest_xmin_age"] >= windows[0]["submitted"]
+    else:
+        assert report["held_snapshot"] is None

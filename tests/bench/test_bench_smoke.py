@@ -36,7 +36,7 @@ def test_every_scenario_reports_numbers_without_errors(tmp_path, own_postgres):
     out = tmp_path / "bench.json"
     # Few worker threads: each holds a PostgreSQL connection, and the server may be shared with other runs.
     argv = [sys.executable, "-m", "bench.run",
-            "--duration", "1", "--warmup", "0.3", "--poll-jobs", "30", "--orders", "60", "--e2e-warmup", "4", "--concurrency", "4",
+            "--duration", "1", "--warmup", "0.3", "--open-loop-duration", "1", "--poll-jobs", "30", "--orders", "60", "--e2e-warmup", "4", "--concurrency", "4",
             "--e2e-workers", "1,2", "--latency-orders", "5", "--seed-clients", "1,16", "--seed-duration", "1",
             "--busy-latencies", "0,50", "--busy-duration", "1", "--memory-orders", "150", "--settle-timeout", "120",
             "--out", str(out), "--log-dir", str(tmp_path / "logs")]
@@ -60,6 +60,12 @@ def test_every_scenario_reports_numbers_without_errors(tmp_path, own_postgres):
         assert all(_number(submission[side][k]) for k in ("p50_ms", "p99_ms", "max_ms", "machine_cpu_ms_per_request"))
     assert _number(submission["ours_fraction_of_bare"])
     assert submission["ours"]["jobs_in_database"] >= submission["ours"]["statuses"]["202"]
+    assert [r["fraction_of_capacity"] for r in submission["open_loop"]] == [0.25, 0.5, 0.75]
+    for run in submission["open_loop"]:
+        assert run["offered_per_s"] > 0 and _number(run["ours_p99_over_bare"])
+        for side in ("ours", "bare"):
+            assert run[side]["errors"] == 0 and run[side]["requests"] > 0
+            assert all(_number(run[side][k]) for k in ("p50_ms", "p99_ms", "p999_ms"))
 
     polling = scenarios["polling"]
     assert polling["requests_per_s"] > 0 and _number(polling["p99_ms"]) and polling["job_ids"] == 30

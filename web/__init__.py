@@ -42,13 +42,13 @@ def create_app(settings: Settings | None = None) -> Flask:
                           "components": {"securitySchemes": {"bearerAuth": BEARER}}},
     )
     app.extensions["settings"] = settings
-    app.extensions["backlog"] = backlog = Backlog()
     app.extensions["job_waits"] = JobWaits(settings.database_url, settings.max_waiting_requests)
     # Validation errors key list items by index next to "_schema": mixed keys cannot be sorted.
     app.json.sort_keys = False
     converters.init_app(app)
     database = Database(settings.database_url, pool_size=settings.db_pool_size)
     database.require_reachable()
+    app.extensions["backlog"] = backlog = Backlog(database)
     if settings.auto_migrate:
         migrations.upgrade(database.engine)
     db.init_app(app, database)

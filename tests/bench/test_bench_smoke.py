@@ -61,11 +61,11 @@ def test_every_scenario_reports_numbers_without_errors(tmp_path, own_postgres):
     assert _number(submission["ours_fraction_of_bare"])
     assert submission["ours"]["jobs_in_database"] >= submission["ours"]["statuses"]["202"]
     assert [r["fraction_of_capacity"] for r in submission["open_loop"]] == [0.25, 0.5, 0.75]
-    for run in submission["open_loop"]:
-        assert run["offered_per_s"] > 0 and _number(run["ours_p99_over_bare"])
+    for open_loop in submission["open_loop"]:
+        assert open_loop["offered_per_s"] > 0 and _number(open_loop["ours_p99_over_bare"])
         for side in ("ours", "bare"):
-            assert run[side]["errors"] == 0 and run[side]["requests"] > 0
-            assert all(_number(run[side][k]) for k in ("p50_ms", "p99_ms", "p999_ms"))
+            assert open_loop[side]["errors"] == 0 and open_loop[side]["requests"] > 0
+            assert all(_number(open_loop[side][k]) for k in ("p50_ms", "p99_ms", "p999_ms"))
 
     polling = scenarios["polling"]
     assert polling["requests_per_s"] > 0 and _number(polling["p99_ms"]) and polling["job_ids"] == 30

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from array import array
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -56,9 +57,26 @@ class LoadResult:
     connect_failures: int = 0  # attempts to open a connection that failed
     error_samples: list = field(default_factory=list)  # (status, first bytes of body) of unexpected answers
     bodies: list | None = None  # (index, status, body) when keep_bodies
+    ok_due: array = field(default_factory=lambda: array("d"))  # open loop: when each ok request was due (s)
+    waited_for_connection: int = 0  # open loop: requests due while every connection was busy
 
     def count(self, status: int) -> int:
         return self.statuses.get(status, 0)
+
+    def add(self, status: int, latency: float, body: bytes, expect: int) -> None:
+        """One answer: `status` after `latency` seconds; `expect` is the status that counts as success."""
+        now = time.time()
+        self.requests += 1
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+        self.latencies.append(latency)
+        self.finished_at = now
+        if status == expect:
+            self.ok_latencies.append(latency)
+            if self.first_ok_at is None:
+                self.first_ok_at = now
+            self.last_ok_at = now
+        elif len(self.error_samples) < 10:
+            self.error_samples.append((status, body[:300].decode(errors="replace")))
 
 
 class _Run:
@@ -83,26 +101,32 @@ class _Run:
         return index
 
     def record(self, index: int, status: int, latency: float, body: bytes) -> None:
-        result = self.result
-        now = time.time()
-        result.requests += 1
-        result.statuses[status] = result.statuses.get(status, 0) + 1
-        result.latencies.append(latency)
-        result.finished_at = now
-        if status == self.expect:
-            result.ok_latencies.append(latency)
-            if result.first_ok_at is None:
-                result.first_ok_at = now
-            result.last_ok_at = now
-        elif len(result.error_samples) < 10:
-            result.error_samples.append((status, body[:300].decode(errors="replace")))
+        self.result.add(status, latency, body, self.expect)
         if self.keep_bodies:
-            result.bodies.append((index, status, body))
+            self.result.bodies.append((index, status, body))
 
     def finished_one(self) -> None:
         self.active -= 1
         if self.active == 0 and not self.done.done():
             self.done.set_result(None)
+
+
+def _take_answer(buffer: bytes) -> tuple[int, bytes, bytes, bytes] | None:
+    """The first whole answer in `buffer`: (status, its head lower-cased, its body, what follows it);
+    None until it has all arrived."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = buffer[:end].lower()
+    length = 0
+    at = head.find(b"\r\ncontent-length:")
+    if at >= 0:
+        stop = head.find(b"\r\n", at + 2)
+        length = int(head[at + 17: stop if stop >= 0 else len(head)])
+    total = end + 4 + length
+    if len(buffer) < total:
+        return None
+    return int(head[9:12]), head, buffer[end + 4: total], buffer[total:]
 
 
 class _Connection(asyncio.Protocol):
@@ -137,21 +161,10 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.buffer += data
         while self.index is not None:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
+            answer = _take_answer(self.buffer)
+            if answer is None:
                 return
-            head = self.buffer[:end].lower()
-            status = int(head[9:12])
-            length = 0
-            at = head.find(b"\r\ncontent-length:")
-            if at >= 0:
-                stop = head.find(b"\r\n", at + 2)
-                length = int(head[at + 17: stop if stop >= 0 else len(head)])
-            total = end + 4 + length
-            if len(self.buffer) < total:
-                return
-            body = self.buffer[end + 4: total]
-            self.buffer = self.buffer[total:]
+            status, head, body, self.buffer = answer
             self.run.record(self.index, status, time.perf_counter() - self.sent_at, body)
             if b"\r\nconnection: close" in head:
                 self.index = None
@@ -244,10 +257,10 @@ def percentile(values, q: float) -> float | None:
 
 
 def summary_ms(values) -> dict:
-    """p50/p90/p99/max (and mean) of latencies in seconds, as milliseconds."""
+    """p50/p90/p99/p99.9/max (and mean) of latencies in seconds, as milliseconds."""
     values = list(values)
     if not values:
-        return {"p50_ms": None, "p90_ms": None, "p99_ms": None, "max_ms": None, "mean_ms": None}
+        return {"p50_ms": None, "p90_ms": None, "p99_ms": None, "p999_ms": None, "max_ms": None, "mean_ms": None}
     ordered = sorted(values)
 
     def ms(x):
@@ -257,6 +270,191 @@ def summary_ms(values) -> dict:
         "p50_ms": ms(percentile(ordered, 50)),
         "p90_ms": ms(percentile(ordered, 90)),
         "p99_ms": ms(percentile(ordered, 99)),
+        "p999_ms": ms(percentile(ordered, 99.9)),
         "max_ms": ms(ordered[-1]),
         "mean_ms": ms(sum(ordered) / len(ordered)),
     }
+
+
+# gunicorn closes a keep-alive connection idle for `keepalive` seconds (5 in gunicorn.conf.py): an
+# open-loop connection idle for longer than this is closed by the client instead of reused, so that a
+# request is never written into a connection the server is closing.
+IDLE_CLOSE_S = 3.0
+
+
+class _OpenRun:
+    """Shared state of an open-loop run: request i is due at `start + i / rate`, whether or not earlier
+    ones were answered. A due request goes out on an idle connection, else on a new one (up to
+    `connections`), else waits in `due` for the first connection that frees up; either way its
+    latency counts from when it was due, so a stall of the server shows in the tail instead of
+    slowing the client down (no coordinated omission). Connections are opened only to send: one
+    opened and left silent would hold one of gunicorn's gthread threads in a blocking read."""
+
+    def __init__(self, loop, host: str, port: int, factory: RequestFactory, rate: float, count: int,
+                 connections: int, expect: int, result: LoadResult):
+        self.loop, self.host, self.port = loop, host, port
+        self.factory, self.rate, self.count, self.expect = factory, rate, count, expect
+        self.connections, self.result = connections, result
+        self.start = 0.0
+        self.scheduled = 0  # requests whose time has come
+        self.due: deque[int] = deque()  # due, not yet sent: every connection was busy
+        self.idle: deque[_OpenConnection] = deque()  # oldest idle first
+        self.open = 0
+        self.answered = 0
+        self.done = loop.create_future()
+
+    def due_at(self, index: int) -> float:
+        return self.start + index / self.rate
+
+    def dispatch(self, index: int) -> None:
+        """Send request `index` now: on the most recently idle connection, else a new one, else later."""
+        now = time.perf_counter()
+        while self.idle and now - self.idle[0].idle_since > IDLE_CLOSE_S:
+            self.idle.popleft().close()
+        if self.idle:
+            self.idle.pop().send(index)
+        elif self.open < self.connections:
+            self.connect(index)
+        else:
+            self.due.append(index)
+            self.result.waited_for_connection += 1
+
+    def connect(self, index: int | None) -> None:
+        """A new connection that sends `index` (or the oldest due request) once it is open."""
+        self.open += 1
+
+        async def open_one():
+            for attempt in range(50):
+                try:
+                    await self.loop.create_connection(lambda: _OpenConnection(self, index), self.host, self.port)
+                    return
+                except OSError:
+                    self.result.connect_failures += 1
+                    await asyncio.sleep(min(0.05 * (attempt + 1), 0.5))
+            self.open -= 1
+            if index is not None:
+                self.record(index, 0, b"could not connect")
+
+        self.loop.create_task(open_one())
+
+    def closed(self, connection: "_OpenConnection") -> None:
+        self.open -= 1
+        if connection in self.idle:
+            self.idle.remove(connection)
+        if self.due and self.open < self.connections:
+            self.connect(None)
+
+    def record(self, index: int, status: int, body: bytes) -> None:
+        self.result.add(status, time.perf_counter() - self.due_at(index), body, self.expect)
+        if status == self.expect:
+            self.result.ok_due.append(index / self.rate)
+        self.answered += 1
+        if self.answered == self.count and not self.done.done():
+            self.done.set_result(None)
+
+
+class _OpenConnection(asyncio.Protocol):
+    """One keep-alive connection of an open-loop run: sends what is due when it is free."""
+
+    def __init__(self, run: _OpenRun, first: int | None):
+        self.run, self.first = run, first
+        self.transport = None
+        self.buffer = b""
+        self.index: int | None = None
+        self.idle_since = 0.0
+        self.closing = False
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        if self.first is not None:
+            self.send(self.first)
+        else:
+            self.next()
+
+    def send(self, index: int) -> None:
+        self.index = index
+        self.transport.write(self.run.factory(index))
+
+    def next(self) -> None:
+        """Send the oldest request still due, or wait idle for the next one."""
+        if self.run.due:
+            self.send(self.run.due.popleft())
+        else:
+            self.index, self.idle_since = None, time.perf_counter()
+            self.run.idle.append(self)
+
+    def close(self) -> None:
+        self.closing = True
+        self.transport.close()
+        self.run.closed(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while self.index is not None:
+            answer = _take_answer(self.buffer)
+            if answer is None:
+                return
+            status, head, body, self.buffer = answer
+            index, self.index = self.index, None
+            self.run.record(index, status, body)
+            if b"\r\nconnection: close" in head:
+                self.close()
+                return
+            self.next()
+
+    def connection_lost(self, exc) -> None:
+        if self.closing:
+            return
+        self.closing = True
+        if self.index is not None:  # dropped mid-request: an error
+            self.run.result.connection_errors += 1
+            self.run.record(self.index, 0, b"connection lost")
+            self.index = None
+        self.run.closed(self)
+
+
+async def _drive_open(host: str, port: int, factory: RequestFactory, rate: float, count: int, connections: int,
+                      start_at: float | None, expect: int, timeout: float) -> LoadResult:
+    loop = asyncio.get_running_loop()
+    result = LoadResult()
+    run = _OpenRun(loop, host, port, factory, rate, count, connections, expect, result)
+    # start_at (wall clock) lets a caller line its own sampling up with the schedule.
+    wall_offset = time.time() - time.perf_counter()
+    run.start = max(time.perf_counter(), (start_at - wall_offset) if start_at is not None else 0.0)
+
+    def tick() -> None:
+        """Send every request whose time has come, then sleep until the next one is due."""
+        now = time.perf_counter()
+        while run.scheduled < run.count and run.due_at(run.scheduled) <= now:
+            run.scheduled += 1
+            run.dispatch(run.scheduled - 1)
+        if run.scheduled < run.count:
+            loop.call_at(loop.time() + max(0.0, run.due_at(run.scheduled) - time.perf_counter()), tick)
+
+    cpu_before = time.process_time()
+    result.started_at = run.start + wall_offset
+    loop.call_at(loop.time() + max(0.0, run.start - time.perf_counter()), tick)
+    try:
+        await asyncio.wait_for(asyncio.shield(run.done), timeout)
+    finally:
+        while run.idle:
+            run.idle.popleft().close()
+    result.elapsed = time.perf_counter() - run.start
+    result.client_cpu_seconds = time.process_time() - cpu_before
+    return result
+
+
+def run_open_loop(host: str, port: int, factory: RequestFactory, *, rate: float, duration: float,
+                  connections: int, expect: int = 200, start_at: float | None = None,
+                  timeout: float = 3600.0) -> LoadResult:
+    """Send `factory(i)` at `rate` requests/s for `duration` s (request i due at start + i/rate), over up
+    to `connections` keep-alive connections, whatever the answers; wait for every answer.
+
+    Each latency runs from when its request was due, not from when a connection was free to send
+    it, so a server that stalls shows the stall in every request that fell due meanwhile.
+    `result.ok_due` holds, beside each `ok_latencies` entry, when that request was due (seconds
+    from `result.started_at`); `start_at` (time.time()) fixes the first request's time.
+    """
+    count = max(1, int(round(rate * duration)))
+    return asyncio.run(_drive_open(host, port, factory, rate, count, connections, start_at, expect,
+                                   timeout + duration))

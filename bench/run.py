@@ -12,7 +12,9 @@ customer, the API under gunicorn, Celery workers with the threads pool):
   submission  POST /orders/{customer} (2 lines) for --duration s at --clients connections with no
               worker running (jobs just queue: the API's own speed), and the same load against
               bench/bare_app.py (202, no database, no broker) under the same gunicorn flags, the two
-              loaded in alternating slices so that background load on a shared machine hits both.
+              loaded in alternating slices so that background load on a shared machine hits both;
+              then both open loop (requests on a schedule, latency from when each was due) at
+              --open-loop-fractions of ours' closed-loop rate: p50/p99/p99.9 at the same offered rates.
   polling     GET /jobs/{id} over --poll-jobs completed jobs for --duration s.
   e2e         for each order source of --e2e-sources (cart: POST without a body, the worker reads
               the customer's cart; items: the two lines in the body) and each worker count of
@@ -55,7 +57,7 @@ from pathlib import Path
 import psutil
 
 from bench import flash_sale
-from bench.loadgen import LoadResult, http_request, run_load, summary_ms
+from bench.loadgen import LoadResult, http_request, run_load, run_open_loop, summary_ms
 from bench.stackrun import (
     PRODUCTS, ROOT, STOCK, CpuMeter, Stack, auth_headers, customer_of, order_items, python_command, tree_rss,
 )
@@ -69,7 +71,7 @@ FINAL = ("completed", "rejected", "failed", "cancelled")
 # Which flags each scenario's numbers depend on (the reproducing command names them all).
 COMMON_FLAGS = ("server", "web_workers", "web_threads", "workers", "concurrency", "clients", "seed", "access_log")
 SCENARIO_FLAGS = {
-    "submission": ("duration", "warmup", "rounds"),
+    "submission": ("duration", "warmup", "rounds", "open_loop_fractions", "open_loop_duration"),
     "polling": ("poll_jobs", "duration", "warmup"),
     "e2e": ("orders", "e2e_warmup", "e2e_sources", "e2e_workers", "latency_ms", "settle_timeout"),
     "latency": ("latency_orders", "latency_ms", "poll_interval_ms"),
@@ -353,6 +355,7 @@ def scenario_submission(args) -> dict:
         reports = interleaved(stack, sides, args, 202)
         ours, bare = reports["ours"], reports["bare"]
         ours["jobs_in_database"] = stack.scalar("SELECT count(*) FROM jobs")
+        open_loop = open_loop_runs(sides, ours["accepted_per_s"], args)
     ratio = (ours["accepted_per_s"] / bare["accepted_per_s"]) if bare["accepted_per_s"] else None
     pairs = [o / b for o, b in zip(ours["per_slice_per_s"], bare["per_slice_per_s"]) if b]
     return {
@@ -364,9 +367,37 @@ def scenario_submission(args) -> dict:
         "bare": bare,
         "ours_fraction_of_bare": round(ratio, 3) if ratio is not None else None,
         "ours_fraction_of_bare_per_slice_pair": [round(x, 3) for x in pairs],
-        "errors": ours["errors"] + bare["errors"],
-        "ok": ours["errors"] == 0 and bare["errors"] == 0,
+        "open_loop": open_loop,
+        "errors": ours["errors"] + bare["errors"] + sum(r[side]["errors"] for r in open_loop for side in sides),
+        "ok": ours["errors"] == 0 and bare["errors"] == 0 and all(r[side]["errors"] == 0 for r in open_loop
+                                                                  for side in sides),
     }
+
+
+def open_loop_runs(sides: dict, capacity: float | None, args) -> list[dict]:
+    """Each side (name -> (port, factory)) at each of --open-loop-fractions of `capacity` (ours, closed
+    loop, measured just before), open loop: requests sent on a schedule whatever the answers, each
+    latency counted from when it was due. The sides alternate in two slices each (A B B A)."""
+    runs = []
+    for fraction in args.open_loop_fractions if capacity else []:
+        rate = capacity * fraction
+        results = {name: [] for name in sides}
+        for name in [*sides, *reversed(sides)]:
+            port, factory = sides[name]
+            results[name].append(run_open_loop("127.0.0.1", port, factory, rate=rate,
+                                               duration=args.open_loop_duration / 2, connections=args.clients,
+                                               expect=202))
+        run = {"fraction_of_capacity": fraction, "offered_per_s": round(rate, 1)}
+        for name in sides:
+            merged = merge_results(results[name])
+            run[name] = {**{k: v for k, v in summary_ms(merged.ok_latencies).items() if k != "p90_ms"},
+                         "requests": merged.requests,
+                         "errors": merged.requests - merged.count(202) + merged.connect_failures,
+                         "waited_for_connection": sum(r.waited_for_connection for r in results[name])}
+        bare_p99 = run.get("bare", {}).get("p99_ms")
+        run["ours_p99_over_bare"] = round(run["ours"]["p99_ms"] / bare_p99, 1) if bare_p99 else None
+        runs.append(run)
+    return runs
 
 
 def scenario_polling(args) -> dict:
@@ -666,6 +697,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=float, default=1.0, help="seconds of untimed load before a timed run")
     p.add_argument("--rounds", type=int, default=5,
                    help="submission: alternate ours and bare this many times (slices of at least 1 s)")
+    p.add_argument("--open-loop-fractions", type=_csv_floats, default=[0.25, 0.5, 0.75],
+                   help="submission: then open loop at these fractions of its closed-loop rate, ours and bare")
+    p.add_argument("--open-loop-duration", type=float, default=10.0,
+                   help="submission: seconds of each open-loop run, per side (two slices each, alternating)")
     p.add_argument("--poll-jobs", type=int, default=1000, help="jobs created (and completed), then polled")
     p.add_argument("--orders", type=int, default=1000, help="orders of each e2e run; customers with a cart")
     p.add_argument("--e2e-warmup", type=int, default=64,
@@ -784,6 +819,12 @@ def table(results: dict, comparison: dict | None = None) -> str:
             ("", "machine CPU ms per request ours / bare",
              f"{_fmt(o['machine_cpu_ms_per_request'], 2)} / {_fmt(b['machine_cpu_ms_per_request'], 2)}"),
         ]
+        for r in s.get("open_loop", []):
+            rows.append(("", f"open loop {r['fraction_of_capacity'] * 100:g} % ({_fmt(r['offered_per_s'])}/s) "
+                             "p50/p99/p99.9 ms ours | bare",
+                         " / ".join(_fmt(r["ours"][k]) for k in ("p50_ms", "p99_ms", "p999_ms")) + "  |  "
+                         + " / ".join(_fmt(r["bare"][k]) for k in ("p50_ms", "p99_ms", "p999_ms"))
+                         + f"  ({_fmt(r['ours_p99_over_bare'])} x)"))
     p = results.get("polling")
     if p and "requests_per_s" in p:
         rows += [("polling", "GET /jobs/{id} req/s", _fmt(p["requests_per_s"])),

@@ -103,9 +103,10 @@ def create_cluster(data: Path, bindir: Path, user: str | None) -> None:
 
 
 class PrivatePostgres:
-    """A PostgreSQL of one's own: `url` (its `postgres` database, trust auth), `outage()`, `stop()`."""
+    """A PostgreSQL of one's own: `url` (its `postgres` database, trust auth), `outage()`, `stop()`.
+    `settings` (name -> value) override the server's defaults here (no fsync, asynchronous commit)."""
 
-    def __init__(self, log_dir: Path, bindir: Path | None = None):
+    def __init__(self, log_dir: Path, bindir: Path | None = None, settings: dict[str, str] | None = None):
         self.user = server_user()
         bindir = bindir or binaries(self.user)
         self.dir = Path(tempfile.mkdtemp(prefix="orders-pg-"))
@@ -118,7 +119,9 @@ class PrivatePostgres:
         self.server = procs.Proc(f"postgres-{port}", [
             str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-h", "127.0.0.1", "-k", str(self.dir),
             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-            "-c", "max_connections=300"], os.environ.copy(), log_dir, user=self.user)
+            "-c", "max_connections=300",
+            *(arg for name, value in (settings or {}).items() for arg in ("-c", f"{name}={value}"))],
+            os.environ.copy(), log_dir, user=self.user)
         self.server.wait_for_log(READY, timeout=60)
         self.url = f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
 

@@ -48,12 +48,13 @@ def create_app(settings: Settings | None = None) -> Flask:
                           "components": {"securitySchemes": {"bearerAuth": BEARER}}},
     )
     app.extensions["settings"] = settings
-    app.extensions["backlog"] = backlog = Backlog()
     app.extensions["job_waits"] = JobWaits(settings.database_url, settings.max_waiting_requests)
     # Validation errors key list items by index next to "_schema": mixed keys cannot be sorted.
     app.json.sort_keys = False
     converters.init_app(app)
-    db.init_app(app, Database(settings.database_url, pool_size=settings.db_pool_size))
+    database = Database(settings.database_url, pool_size=settings.db_pool_size)
+    app.extensions["backlog"] = backlog = Backlog(database)
+    db.init_app(app, database)
     api.init_app(app)
     api.register_converter(IdConverter, id_schema)
     api.register_blueprint(orders.make_blueprint(settings, backlog))

@@ -36,7 +36,7 @@ def test_every_scenario_reports_numbers_without_errors(tmp_path, own_postgres):
     out = tmp_path / "bench.json"
     # Few worker threads: each holds a PostgreSQL connection, and the server may be shared with other runs.
     argv = [sys.executable, "-m", "bench.run",
-            "--duration", "1", "--warmup", "0.3", "--poll-jobs", "30", "--orders", "60", "--e2e-warmup", "4", "--concurrency", "4",
+            "--duration", "1", "--warmup", "0.3", "--open-loop-duration", "1", "--poll-jobs", "30", "--orders", "60", "--e2e-warmup", "4", "--concurrency", "4",
             "--e2e-workers", "1,2", "--latency-orders", "5", "--seed-clients", "1,16", "--seed-duration", "1",
             "--busy-latencies", "0,50", "--busy-duration", "1", "--memory-orders", "150", "--settle-timeout", "120",
             "--sale-customers", "80", "--sale-stock", "20", "--sale-seed-clients", "16",
@@ -61,6 +61,12 @@ def test_every_scenario_reports_numbers_without_errors(tmp_path, own_postgres):
         assert all(_number(submission[side][k]) for k in ("p50_ms", "p99_ms", "max_ms", "machine_cpu_ms_per_request"))
     assert _number(submission["ours_fraction_of_bare"])
     assert submission["ours"]["jobs_in_database"] >= submission["ours"]["statuses"]["202"]
+    assert [r["fraction_of_capacity"] for r in submission["open_loop"]] == [0.25, 0.5, 0.75]
+    for open_loop in submission["open_loop"]:
+        assert open_loop["offered_per_s"] > 0 and _number(open_loop["ours_p99_over_bare"])
+        for side in ("ours", "bare"):
+            assert open_loop[side]["errors"] == 0 and open_loop[side]["requests"] > 0
+            assert all(_number(open_loop[side][k]) for k in ("p50_ms", "p99_ms", "p999_ms"))
 
     polling = scenarios["polling"]
     assert polling["requests_per_s"] > 0 and _number(polling["p99_ms"]) and polling["job_ids"] == 30
@@ -122,3 +128,45 @@ def test_every_scenario_reports_numbers_without_errors(tmp_path, own_postgres):
                                                   "units_oversold"))
 
     assert report["ok"] is True and run.returncode == 0, run.stderr[-3000:]
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("hold_snapshot", [False, True], ids=["plain", "held-snapshot"])
+def test_the_soak_reports_every_window(tmp_path, hold_snapshot):
+    """Two windows of 3 s at 20 orders/s, on the soak's own PostgreSQL (autovacuum on), with and without a
+    snapshot held open for the whole run."""
+    out = tmp_path / "soak.json"
+    argv = [sys.executable, "-m", "bench.soak", "--rate", "20", "--windows", "2", "--window-seconds", "3",
+            "--warmup-seconds", "1", "--concurrency", "4", "--out", str(out), "--log-dir", str(tmp_path / "logs"),
+            *(["--hold-snapshot"] if hold_snapshot else [])]
+    run = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=280)
+    assert out.exists(), run.stdout[-3000:] + run.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["ok"] is True and run.returncode == 0, (report.get("invariants"), run.stderr[-3000:])
+    assert report["errors"] == 0 and report["statuses"] == {"202": 120}
+    assert report["command"].split()[1:3] == ["-m", "bench.soak"]
+    assert ("--hold-snapshot" in report["command"]) is hold_snapshot
+    assert report["postgres"]["settings"]["autovacuum"] == "on"
+
+    windows = report["windows"]
+    assert [w["window"] for w in windows] == [1, 2]
+    assert sum(w["submitted"] for w in windows) == 120
+    for window in windows:
+        assert all(_number(window["submission"][k]) for k in ("p50_ms", "p99_ms", "p999_ms"))
+        assert all(_number(window["placing"][k]) for k in ("p50_ms", "p99_ms"))
+        assert _number(window["cpu_ms_per_order"]) and window["cpu_ms_per_order"] > 0
+        assert _number(window["backlog_at_end"])
+        assert set(window["tables"]) == {"jobs", "job_events", "stock_writes", "inventory_moves", "orders",
+                                         "order_items", "webhook_deliveries"}
+        assert all(_number(t["mb"]) and _number(t["dead_rows"]) for t in window["tables"].values())
+    assert sum(w["placed_of_created"] for w in windows) == 120
+    assert windows[-1]["tables"]["orders"]["mb"] > 0
+    assert all(_number(v) for v in report["last_over_first"].values())
+
+    if hold_snapshot:
+        held = report["held_snapshot"]
+        assert held["held_seconds"] >= 6 and held["xmin_age_at_release"] > 0
+        # Every submission since is a transaction the held snapshot's horizon stays behind.
+        assert windows[-1]["oldest_xmin_age"] >= windows[0]["submitted"]
+    else:
+        assert report["held_snapshot"] is None

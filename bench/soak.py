@@ -266,6 +266,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=16, help="threads per celery worker")
     p.add_argument("--web-workers", type=int, default=2, help="gunicorn processes")
     p.add_argument("--web-threads", type=int, default=4, help="gunicorn threads per process")
+    p.add_argument("--server", choices=("gunicorn", "granian"), default="gunicorn", help="the server under the API")
     p.add_argument("--clients", type=int, default=64, help="most connections open at once (a request due while "
                                                            "all are busy waits, its latency counted from its due time)")
     p.add_argument("--settle-timeout", type=float, default=900.0, help="longest wait for the jobs after the windows")
@@ -280,7 +281,7 @@ def parser() -> argparse.ArgumentParser:
 def reproduce_command(args) -> str:
     argv = [python_command(), "-m", "bench.soak"]
     for name in ("rate", "windows", "window_seconds", "warmup_seconds", "latency_ms", "workers", "concurrency",
-                 "web_workers", "web_threads", "clients", "seed"):
+                 "server", "web_workers", "web_threads", "clients", "seed"):
         value = getattr(args, name)
         argv += ["--" + name.replace("_", "-"), f"{value:g}" if isinstance(value, float) else str(value)]
     argv += ["--hold-snapshot"] if args.hold_snapshot else []

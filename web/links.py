@@ -1,8 +1,9 @@
 """OpenAPI links: which request an answer leads to (a job to its timeline, a job to its order, …).
 
 They let readers and tools (Swagger UI, schemathesis' stateful phase) follow the real flow instead of
-guessing it from URL templates, which mislead here: `POST /orders/{id}` takes a customer id and answers
-with a job, while `GET /orders/{id}` takes an order id (the seed's contract puts both on one template).
+guessing it from URL templates, which mislead on the seed's path: `POST /orders/{id}` takes a customer id
+and answers with a job, while `GET /orders/{id}` takes an order id (the seed's contract puts both on one
+template; `POST /customers/{customer_id}/orders` is the submission's own path).
 Each operation a link names gets its `operationId` from `operation_id`.
 """
 from __future__ import annotations
@@ -16,6 +17,9 @@ RETRY_JOB = "retryJob"
 GET_ORDER = "getOrder"
 GET_ORDER_EVENTS = "getOrderEvents"
 CANCEL_ORDER = "cancelOrder"
+SUBMIT_CUSTOMER_ORDER = "submitCustomerOrder"
+SUBMIT_IMPORT = "submitImport"
+GET_IMPORT = "getImport"
 GET_SUBSCRIPTION = "getSubscription"
 DELETE_SUBSCRIPTION = "deleteSubscription"
 
@@ -47,6 +51,12 @@ JOB = {
     "order": _link(GET_ORDER, "The order the job created", id=ORDER_ID),
     "orderEvents": _link(GET_ORDER_EVENTS, "What happened to that order", id=ORDER_ID),
     "cancelOrder": _link(CANCEL_ORDER, "Cancel that order", id=ORDER_ID),
+}
+
+# An accepted import: the import to follow, and its first line's job.
+IMPORT_ACCEPTED = {
+    "import": _link(GET_IMPORT, "Follow the import until every line's job ended", import_id="$response.body#/import_id"),
+    "firstJob": _link(GET_JOB, "The first line's job", job_id="$response.body#/jobs/0/job_id"),
 }
 
 # An order: its timeline and its cancellation.

@@ -81,11 +81,25 @@ def _claim_statement():
     reporting (its lease, `next_run_at`, passed) and this very task's own jobs (a redelivered
     task whose worker died: free at once), and completed jobs whose cart is still to be closed.
     Rows another claim is looking at are skipped (SKIP LOCKED); so are jobs whose lock is held.
+
+    Single orders and imports' lines are due in two scans, each oldest first, taken in turn (a
+    single order first at equal rank): while both wait, each has half the batch, and a single order
+    submitted during an import waits one claim, not the import. Imports interleave with each other
+    by their lines' due times (`IMPORT_STEP`).
     """
     now = func.now()
     limit = bindparam("limit", type_=Integer)
-    fresh = (select(jobs.c.id).where(jobs.c.status.in_(UNFINISHED), jobs.c.next_run_at <= now)
-             .order_by(jobs.c.next_run_at).limit(limit).with_for_update(skip_locked=True).cte("fresh"))
+
+    def due(source):
+        return (select(jobs.c.id, jobs.c.next_run_at).where(jobs.c.status.in_(UNFINISHED), jobs.c.next_run_at <= now,
+                                                            source)
+                .order_by(jobs.c.next_run_at).limit(limit).with_for_update(skip_locked=True).subquery())
+
+    ranked = union_all(*(
+        select(scan.c.id, func.row_number().over(order_by=scan.c.next_run_at).label("rank"), literal(turn).label("turn"))
+        for turn, scan in enumerate((due(jobs.c.import_id.is_(None)), due(jobs.c.import_id.is_not(None))))
+    )).subquery("ranked")
+    fresh = select(ranked.c.id).order_by(ranked.c.rank, ranked.c.turn).limit(limit).cte("fresh")
     mine = (select(jobs.c.id).where(jobs.c.status == PROCESSING, jobs.c.task_id == bindparam("task_id"))
             .with_for_update(skip_locked=True).cte("mine"))
     carts = (select(jobs.c.id).where(jobs.c.cart_status == CART_PENDING, jobs.c.status == COMPLETED,

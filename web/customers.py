@@ -20,7 +20,7 @@ def make_blueprint(submissions: Submissions) -> Blueprint:
 
     @blp.route("/<id:customer_id>/orders")
     class CustomerOrders(MethodView):
-        @submissions.view(blp, links.SUBMIT_CUSTOMER_ORDER)
+        @submissions.view(blp, links.SUBMIT_ORDER, "$request.path.customer_id")
         def post(self, body, customer_id):
             """Accept an order for the customer and answer at once with the job to poll.
 

@@ -38,7 +38,8 @@ def make_blueprint(submissions: Submissions) -> Blueprint:
     # submission's own (web/customers.py).
     @blp.route("/<id:id>")
     class OrderResource(MethodView):
-        @submissions.view(blp, "submitOrder", [_path_id("The customer to place the order for")], deprecated=True)
+        @submissions.view(blp, links.SUBMIT_ORDER_SEED_PATH, "$request.path.id",
+                          [_path_id("The customer to place the order for")], deprecated=True)
         def post(self, body, id):  # noqa: A002 - the URL's own name
             """The seed's path of `POST /customers/{customer_id}/orders`, kept for its clients: `id` is the customer.
 
@@ -59,7 +60,7 @@ def make_blueprint(submissions: Submissions) -> Blueprint:
         @blp.arguments(OrderQuerySchema(), location="query")
         @blp.response(200, OrderListSchema)
         @blp.paginate()
-        @blp.doc(**links.documented("listOrders"))
+        @blp.doc(**links.documented(links.LIST_ORDERS))
         def get(self, filters, pagination_parameters):
             """List orders, oldest first, optionally for one customer or status (a customer sees only its own)."""
             query = select(Order)

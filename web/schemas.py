@@ -100,6 +100,9 @@ class JobAcceptedSchema(Schema):
     job_id = fields.UUID(attribute="id")
     status = fields.String()
     customer_id = fields.Integer()
+    order_id = fields.Integer(allow_none=True, metadata={
+        "description": "The order the job created: null until it completed (a repeated Idempotency-Key answers "
+                       "with the job as it is)"})
 
 
 class ErrorDetailSchema(Schema):

@@ -41,8 +41,9 @@ class Submissions:
                                                    allow_private=settings.webhook_allow_private)
         self.back_pressure = BackPressure(settings.max_unfinished_jobs, backlog)
 
-    def view(self, blp: Blueprint, operation_id: str, parameters=(), deprecated: bool = False):
-        """The decorators of a submission view on `blp`: its body, answers and documentation."""
+    def view(self, blp: Blueprint, operation_id: str, customer_id: str, parameters=(), deprecated: bool = False):
+        """The decorators of a submission view on `blp`: its body, answers and documentation (`customer_id`:
+        the request's expression for the customer, for its links)."""
         decorators = [
             blp.arguments(self.request_schema(), required=False),
             blp.response(202, JobAcceptedSchema, headers=ACCEPTED_HEADERS),
@@ -52,7 +53,7 @@ class Submissions:
             blp.alt_response(403, description="A customer token for another customer"),
             blp.alt_response(503, description="Too many orders still being processed (Retry-After)"),
             blp.doc(parameters=[*parameters, IDEMPOTENCY_HEADER], **({"deprecated": True} if deprecated else {}),
-                    **links.documented(operation_id, 202, links.ACCEPTED)),
+                    **links.documented(operation_id, 202, links.submitted(customer_id))),
         ]
 
         def decorate(function):

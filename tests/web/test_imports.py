@@ -172,7 +172,7 @@ def test_waiting_for_an_import_holds_the_request_until_every_line_ended(api, job
     assert answer.get_json()["done"] and answer.get_json()["counts"]["completed"] == 3
 
 
-def test_single_orders_have_a_path_of_their_own_beside_the_seeds(api):
+def test_single_orders_have_a_path_of_their_own_and_the_seeds_still_works(api):
     own = api.post("/customers/4/orders", json={"items": ITEM})
     seed = api.submit(4, ITEM)
     cart = api.post("/customers/4/orders")

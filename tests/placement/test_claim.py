@@ -3,7 +3,7 @@ new import's lines interleave with a running import's instead of waiting behind 
 import uuid
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 
 import migrations
 from models.db import Database
@@ -34,8 +34,12 @@ def _import(connection, lines: int) -> list[uuid.UUID]:
     return [job.job_id for job in imported.jobs]
 
 
-def _claimed(connection, limit: int) -> set[uuid.UUID]:
-    return {row.id for row in claim(connection, str(uuid.uuid4()), limit, lease=60)}
+def _claimed(connection, limit: int, lease: float = 60) -> set[uuid.UUID]:
+    return {row.id for row in claim(connection, str(uuid.uuid4()), limit, lease=lease)}
+
+
+def _placed(connection, job_ids) -> None:
+    connection.execute(text("UPDATE jobs SET status = 'completed' WHERE id = ANY(:ids)"), {"ids": list(job_ids)})
 
 
 def test_single_orders_and_import_lines_are_claimed_in_turn(connection):
@@ -50,9 +54,24 @@ def test_single_orders_and_import_lines_are_claimed_in_turn(connection):
 
 def test_a_new_import_interleaves_with_a_running_one(connection):
     running = _import(connection, 10)
-    assert _claimed(connection, 3) == set(running[:3])
+    _placed(connection, _claimed(connection, 3))
 
     new = _import(connection, 4)
 
-    assert _claimed(connection, 4) == {running[3], running[4], new[0], new[1]}
+    first = _claimed(connection, 4)
+    _placed(connection, first)
+    assert first == {running[3], running[4], new[0], new[1]}
     assert _claimed(connection, 4) == {running[5], running[6], new[2], new[3]}
+
+
+def test_import_lines_being_placed_are_at_most_four_batches(connection):
+    lines = _import(connection, 30)
+    _claimed(connection, 4, lease=0)  # lines 0-3, by an execution that died: they do not count
+
+    claims = [_claimed(connection, 4) for _ in range(5)]
+
+    assert set().union(*claims[:4]) == set(lines[4:20]) and claims[4] == set()  # 16 being placed: no more
+    singles = [submit(connection, 2, None, None).job.id for _ in range(2)]
+    assert _claimed(connection, 4) == set(singles)  # single orders still are
+    _placed(connection, claims[1])
+    assert _claimed(connection, 4) == set(lines[20:24])

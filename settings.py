@@ -164,6 +164,8 @@ class Settings:
     max_items_per_order: int = 50
     max_item_quantity: int = 10_000
     max_body_bytes: int = 64 * 1024
+    max_import_lines: int = 1_000
+    max_import_bytes: int = 4 * 1024 * 1024
     rate_limit: str = "200 per second"
     rate_limit_storage: str | None = None
     max_unfinished_jobs: int = 100_000
@@ -230,6 +232,8 @@ class Settings:
             max_items_per_order=_number(env, "MAX_ITEMS_PER_ORDER", 50, int, minimum=1),
             max_item_quantity=_number(env, "MAX_ITEM_QUANTITY", 10_000, int, minimum=1),
             max_body_bytes=_number(env, "MAX_BODY_BYTES", 64 * 1024, int, minimum=1024),
+            max_import_lines=_number(env, "MAX_IMPORT_LINES", 1_000, int, minimum=1),
+            max_import_bytes=_number(env, "MAX_IMPORT_BYTES", 4 * 1024 * 1024, int, minimum=1024),
             rate_limit=_text(env, "RATE_LIMIT", "200 per second"),
             rate_limit_storage=_text(env, "RATE_LIMIT_STORAGE_URI"),
             max_unfinished_jobs=_number(env, "MAX_UNFINISHED_JOBS", 100_000, int, minimum=1),

@@ -32,6 +32,13 @@ customer, the API under gunicorn, Celery workers with the threads pool):
   memory      RSS of the API's and the workers' processes every 0.5 s while --memory-orders go through.
   flash_sale  bench/flash_sale.py: --sale-customers customers racing for --sale-stock units of one
               product, ours checked and measured, then the seed's same sale at --sale-seed-clients.
+  bulk        imports (POST /imports): with no worker running, imports of --import-lines lines at
+              --bulk-clients connections against single submissions (POST /customers/{c}/orders) at
+              --clients, closed loop, in alternating slices of --bulk-duration s in all: accepted orders/s
+              of each and their ratio; then one import of --big-import lines placed end to end by
+              --workers workers (catalog at --latency-ms): orders/s, CPU per order, and the placing
+              time (creation to completion) of single orders sent at --bulk-singles-rate per second
+              during it, against --bulk-idle-singles of them on the idle stack just before.
 
 The load generator is bench/loadgen.py (asyncio, keep-alive; why not wrk: see there).
 Results: a table on stdout and JSON in --out (default bench/results/bench.json), each
@@ -62,7 +69,7 @@ from bench.stackrun import (
     PRODUCTS, ROOT, STOCK, CpuMeter, Stack, auth_headers, customer_of, order_items, python_command, tree_rss,
 )
 
-SCENARIOS = ("submission", "polling", "e2e", "latency", "seed", "busy_submission", "memory")
+SCENARIOS = ("submission", "polling", "e2e", "latency", "seed", "busy_submission", "memory", "bulk")
 SOURCES = ("cart", "items")
 DEFAULT_OUT = ROOT / "bench" / "results" / "bench.json"
 MB = 1024 * 1024
@@ -78,6 +85,8 @@ SCENARIO_FLAGS = {
     "seed": ("seed_clients", "seed_duration", "orders", "latency_ms"),
     "busy_submission": ("busy_latencies", "busy_duration", "warmup"),
     "memory": ("memory_orders", "memory_latency_ms", "settle_timeout"),
+    "bulk": ("import_lines", "bulk_clients", "bulk_duration", "rounds", "big_import", "bulk_singles_rate",
+             "bulk_idle_singles", "e2e_warmup", "latency_ms", "settle_timeout"),
 }
 
 
@@ -640,9 +649,153 @@ def scenario_memory(args) -> dict:
     return report
 
 
+def import_factory(port: int, lines: int, seed: int, count: int = 10):
+    """Requests POST /imports of `lines` lines (cycling over `count` prebuilt ones): import k holds
+    orders k*lines... of customer k+1, with that customer's token."""
+    host = f"127.0.0.1:{port}"
+    prebuilt = [http_request("POST", "/imports", host, json.dumps({"orders": [
+        {"customer_id": customer_of(k), "items": order_items(k * lines + n, seed)} for n in range(lines)]}).encode(),
+        headers=auth_headers(customer_of(k))) for k in range(count)]
+    return lambda i: prebuilt[i % count]
+
+
+def single_factory(port: int, count: int, seed: int):
+    """Requests POST /customers/{customer}/orders (order i's two lines; cycling over `count`)."""
+    host = f"127.0.0.1:{port}"
+    prebuilt = [http_request("POST", f"/customers/{customer_of(i)}/orders", host, order_body(i, seed),
+                             headers=auth_headers(customer_of(i))) for i in range(count)]
+    return lambda i: prebuilt[i % count]
+
+
+def bulk_intake(args) -> dict:
+    """Closed loop, no worker running: imports of --import-lines lines at --bulk-clients connections and
+    single submissions at --clients, in alternating slices (ABBA...) of --bulk-duration s in all."""
+    stack = new_stack(args, "bulk-intake", workers=0, carts=0)
+    stack.settings["MAX_UNFINISHED_JOBS"] = str(10**8)  # no worker drains the jobs here
+    with stack:
+        sides = {"imports": (import_factory(stack.api_port, args.import_lines, args.seed), args.bulk_clients),
+                 "singles": (single_factory(stack.api_port, 1000, args.seed), args.clients)}
+        warmed = 0
+        for (factory, connections), lines in zip(sides.values(), (args.import_lines, 1)):
+            warmed += lines * run_load("127.0.0.1", stack.api_port, factory, connections=connections,
+                                       count=connections, expect=202).count(202)
+        rounds = max(1, min(args.rounds, int(args.bulk_duration)))
+        runs, busy = {name: [] for name in sides}, {name: 0.0 for name in sides}
+        for round_no in range(rounds):
+            for name in (list(sides) if round_no % 2 == 0 else list(reversed(sides))):
+                factory, connections = sides[name]
+                with CpuMeter(stack) as meter:
+                    runs[name].append(run_load("127.0.0.1", stack.api_port, factory, connections=connections,
+                                               duration=args.bulk_duration / rounds, expect=202))
+                busy[name] += meter.result["machine_busy_seconds"]
+        jobs = stack.scalar("SELECT count(*) FROM jobs")
+    reports = {}
+    for name, lines in (("imports", args.import_lines), ("singles", 1)):
+        report = load_report(merge_results(runs[name]), 202, rate_name="requests_per_s")
+        orders = report["statuses"].get("202", 0) * lines
+        report["accepted_orders_per_s"] = round(orders / report["seconds"], 1) if report["seconds"] else None
+        report["machine_cpu_ms_per_order"] = round(busy[name] * 1000 / orders, 3) if orders else None
+        reports[name] = report
+    ratio = (reports["imports"]["accepted_orders_per_s"] / reports["singles"]["accepted_orders_per_s"]
+             if reports["singles"]["accepted_orders_per_s"] else None)
+    expected = warmed + sum(reports[name]["statuses"].get("202", 0) * lines
+                            for name, lines in (("imports", args.import_lines), ("singles", 1)))
+    return {**reports, "lines_per_import": args.import_lines, "rounds": rounds,
+            "imports_over_singles": round(ratio, 1) if ratio is not None else None,
+            "jobs_in_database": jobs, "jobs_expected": expected}
+
+
+def singles_placing(stack: Stack, args, until) -> tuple[list[str], float]:
+    """Single orders (POST /customers/{c}/orders), one every 1/--bulk-singles-rate s until `until()` says
+    stop; their job ids and when the first was sent."""
+    connection = http.client.HTTPConnection("127.0.0.1", stack.api_port, timeout=30)
+    job_ids, started, index = [], time.time(), 0
+    while not until(len(job_ids)):
+        customer = customer_of(index)
+        connection.request("POST", f"/customers/{customer}/orders", order_body(index, args.seed),
+                           {"Content-Type": "application/json", **auth_headers(customer)})
+        answer = connection.getresponse()
+        body = json.loads(answer.read() or b"{}")
+        if answer.status == 202:
+            job_ids.append(body["job_id"])
+        index += 1
+        time.sleep(1 / args.bulk_singles_rate)
+    connection.close()
+    return job_ids, started
+
+
+def placing_times(stack: Stack, job_ids: list[str]) -> dict:
+    """From each job's creation to its completion in its timeline, in ms; how many needed more than one
+    attempt (a product another execution was changing, most often)."""
+    rows = stack.rows(
+        "SELECT extract(epoch FROM coalesce(min(e.at) FILTER (WHERE e.status = 'completed'), j.updated_at)"
+        " - j.created_at), extract(epoch FROM min(e.at) FILTER (WHERE e.event = 'attempt_started') - j.created_at),"
+        " j.attempts FROM jobs j LEFT JOIN job_events e ON e.job_id = j.id"
+        " WHERE j.id = ANY(CAST(:ids AS uuid[])) AND j.status = 'completed' GROUP BY j.id", ids=job_ids)
+    return {"orders": len(job_ids), "completed": len(rows), **summary_ms(float(row[0]) for row in rows),
+            "claimed": {"what": "from creation to the first claim", **summary_ms(float(row[1]) for row in rows)},
+            "retried": sum(row[2] > 1 for row in rows)}
+
+
+def big_import(args) -> dict:
+    """One import of --big-import lines placed end to end by --workers workers (catalog at --latency-ms),
+    while single orders come at --bulk-singles-rate per second; the same single orders on the idle
+    stack first."""
+    stack = new_stack(args, "bulk-import", carts=0)
+    stack.settings.update({"MAX_IMPORT_LINES": str(args.big_import), "MAX_IMPORT_BYTES": str(256 * MB)})
+    with stack:
+        stack.set_latency(args.latency_ms)
+        warmed = warm_every_worker(stack, args, args.big_import, "items")
+        idle_ids, _ = singles_placing(stack, args, lambda sent: sent >= args.bulk_idle_singles)
+        stack.wait_until_settled(warmed + len(idle_ids), args.settle_timeout)
+        # One customer's orders (a B2B portal's upload), with that customer's token.
+        body = json.dumps({"orders": [{"customer_id": customer_of(0), "items": order_items(n, args.seed)}
+                                      for n in range(args.big_import)]}).encode()
+        connection = http.client.HTTPConnection("127.0.0.1", stack.api_port, timeout=600)
+        with CpuMeter(stack) as meter:
+            sent_at = time.time()
+            connection.request("POST", "/imports", body, {"Content-Type": "application/json", **auth_headers(customer_of(0))})
+            answer = connection.getresponse()
+            accepted = json.loads(answer.read() or b"{}")
+            answered_at = time.time()
+            during_ids, _ = singles_placing(stack, args, lambda sent: answer.status != 202 or stack.scalar(
+                "SELECT count(*) FROM jobs WHERE import_id IS NOT NULL AND status IN ('queued', 'processing',"
+                " 'retrying')") == 0)
+            settle = stack.wait_until_settled(warmed + len(idle_ids) + args.big_import + len(during_ids),
+                                              args.settle_timeout)
+        connection.close()
+        ended = stack.scalar("SELECT extract(epoch FROM max(e.at)) FROM jobs j JOIN job_events e ON e.job_id = j.id"
+                             " AND e.status = 'completed' WHERE j.import_id IS NOT NULL")
+        placed = stack.scalar("SELECT count(*) FROM jobs WHERE import_id IS NOT NULL AND status = 'completed'")
+        report = {
+            "lines": args.big_import, "workers": len(stack.workers), "concurrency": args.concurrency,
+            "latency_ms": args.latency_ms, "import_status": answer.status,
+            "import_answered_s": round(answered_at - sent_at, 2), "import_body_mb": round(len(body) / MB, 2),
+            "placed": placed, "settle": settle,
+            "orders_per_s": round(placed / (float(ended) - sent_at), 1) if ended and placed else None,
+            "sent_to_last_placed_s": round(float(ended) - sent_at, 2) if ended else None,
+            "machine": meter.result, "cpu": cpu_per_order(meter.result, placed + len(during_ids)),
+            "singles_idle": placing_times(stack, idle_ids), "singles_during_import": placing_times(stack, during_ids),
+            "invariants": check_invariants(stack, warmed + len(idle_ids) + args.big_import + len(during_ids)),
+            "import_id": accepted.get("import_id"),
+        }
+    idle, during = report["singles_idle"]["p99_ms"], report["singles_during_import"]["p99_ms"]
+    report["singles_p99_during_over_idle"] = round(during / idle, 2) if idle and during else None
+    return report
+
+
+def scenario_bulk(args) -> dict:
+    """Imports: intake against single submissions, and a big import placed beside single orders."""
+    intake, placement = bulk_intake(args), big_import(args)
+    errors = intake["imports"]["errors"] + intake["singles"]["errors"] + (placement["import_status"] != 202)
+    return {"intake": intake, "big_import": placement, "errors": errors,
+            "ok": errors == 0 and intake["jobs_in_database"] == intake["jobs_expected"]
+            and placement["invariants"]["ok"]}
+
+
 RUNNERS = {"submission": scenario_submission, "polling": scenario_polling, "e2e": scenario_e2e,
            "latency": scenario_latency, "seed": scenario_seed, "busy_submission": scenario_busy_submission,
-           "memory": scenario_memory}
+           "memory": scenario_memory, "bulk": scenario_bulk}
 
 
 # The flash sale lives in its own module (bench/flash_sale.py) on this module's stacks and measures.
@@ -722,6 +875,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-orders", type=int, default=10_000)
     p.add_argument("--memory-latency-ms", type=float, default=0.0)
     flash_sale.add_arguments(p)
+    p.add_argument("--import-lines", type=int, default=1000, help="bulk: lines of each import of the closed loop")
+    p.add_argument("--bulk-clients", type=int, default=8, help="bulk: connections posting imports")
+    p.add_argument("--bulk-duration", type=float, default=10.0, help="bulk: seconds of imports and singles, alternating")
+    p.add_argument("--big-import", type=int, default=20_000, help="bulk: lines of the import placed end to end")
+    p.add_argument("--bulk-singles-rate", type=float, default=10.0,
+                   help="bulk: single orders per second submitted while it is placed (and idle, before)")
+    p.add_argument("--bulk-idle-singles", type=int, default=100, help="bulk: single orders of the idle run")
     p.add_argument("--settle-timeout", type=float, default=600.0, help="longest wait for jobs to finish")
     p.add_argument("--access-log", action="store_true", help="gunicorn access log on (production default)")
     p.add_argument("--seed", type=int, default=7, help="random seed of the orders' lines")
@@ -872,6 +1032,20 @@ def table(results: dict, comparison: dict | None = None) -> str:
         rows.append(("", "errors; invariants", f"{m['errors']}; {'OK' if m['invariants']['ok'] else 'BROKEN'}"))
     if (results.get("flash_sale") or {}).get("ours"):
         rows += flash_sale.table_rows(results["flash_sale"])
+    bulk = results.get("bulk")
+    if bulk and "intake" in bulk:
+        i, b = bulk["intake"], bulk["big_import"]
+        idle, during = b["singles_idle"], b["singles_during_import"]
+        rows += [("bulk", f"accepted orders/s: imports of {i['lines_per_import']} / singles",
+                  f"{_fmt(i['imports']['accepted_orders_per_s'])} / {_fmt(i['singles']['accepted_orders_per_s'])}"
+                  f"  ({_fmt(i['imports_over_singles'])} x)"),
+                 ("", f"import of {b['lines']} placed: orders/s; machine CPU ms/order",
+                  f"{_fmt(b['orders_per_s'])}; {_fmt(b['cpu'].get('machine_ms'))}  ({b['workers']} workers @ "
+                  f"{b['latency_ms']:g} ms)"),
+                 ("", "single orders placing p50 / p99 ms: idle; during",
+                  f"{_fmt(idle['p50_ms'])} / {_fmt(idle['p99_ms'])}; {_fmt(during['p50_ms'])} / "
+                  f"{_fmt(during['p99_ms'])}  ({_fmt(b['singles_p99_during_over_idle'], 2)} x)"),
+                 ("", "errors; invariants", f"{bulk['errors']}; {'OK' if b['invariants']['ok'] else 'BROKEN'}")]
     for name, value in (comparison or {}).items():
         rows.append(("compared" if name == next(iter(comparison)) else "", name.replace("_", " "), _fmt(value, 2)))
     for name, r in results.items():

@@ -2,10 +2,11 @@
 from models.base import Base
 from models.db import Database
 from models.events import JobEvent
+from models.imports import Import
 from models.inventory import InventoryMove, StockWrite
 from models.jobs import Job
 from models.orders import Order, OrderItem
 from models.webhooks import WebhookAttempt, WebhookDelivery, WebhookSubscription
 
-__all__ = ["Base", "Database", "InventoryMove", "Job", "JobEvent", "Order", "OrderItem", "StockWrite", "WebhookAttempt", "WebhookDelivery",
+__all__ = ["Base", "Database", "Import", "InventoryMove", "Job", "JobEvent", "Order", "OrderItem", "StockWrite", "WebhookAttempt", "WebhookDelivery",
            "WebhookSubscription"]

@@ -56,6 +56,14 @@ class Job(Base, Timestamps):
         Index("ix_jobs_processing_task_id", "task_id", postgresql_where=text(f"status = '{PROCESSING}'")),
         # Retention finds the oldest jobs by it; a column never updated, so it keeps updates HOT.
         Index("ix_jobs_created_at", "created_at"),
+        # The claim's two scans (placement.jobs.CLAIM): single orders' due jobs, and imports'.
+        Index("ix_jobs_unfinished_single_next_run_at", "next_run_at",
+              postgresql_where=text(f"status IN {_in(UNFINISHED)} AND import_id IS NULL")),
+        Index("ix_jobs_unfinished_imported_next_run_at", "next_run_at",
+              postgresql_where=text(f"status IN {_in(UNFINISHED)} AND import_id IS NOT NULL")),
+        # An import's lines, in order (its page of jobs, its counts).
+        Index("ix_jobs_import_line", "import_id", "import_line", unique=True,
+              postgresql_where=text("import_id IS NOT NULL")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -88,6 +96,9 @@ class Job(Base, Timestamps):
     # The W3C traceparent of the submission's request when tracing is on: the executions that place
     # the job link to it (observability.tracing), and GET /jobs/{id} shows its trace id.
     traceparent: Mapped[str | None] = mapped_column(String(55))
+    # For a line of an import: the import, and the line's index in its request (from 0).
+    import_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("imports.id"))
+    import_line: Mapped[int | None] = mapped_column(Integer)
 
     # The order this job created, once it completed: read with the job, in the same query.
     order_id: Mapped[int | None] = column_property(

@@ -24,7 +24,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import Connection, Integer, Interval, Row, bindparam, case, func, insert, literal, select, union, update
+from sqlalchemy import (
+    Connection, Integer, Interval, Row, String, Text, Uuid, bindparam, case, cast, func, insert, literal, select, union,
+    union_all, update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -32,9 +36,10 @@ from models import due
 from models import events as timeline
 from models.db import transaction
 from models.events import JobEvent
+from models.imports import Import
 from models.jobs import (
-    CANCELLED, CART_CLOSED, CART_FAILED, CART_NOT_NEEDED, CART_PENDING, COMPLETED, KIND_CANCEL, PROCESSING, QUEUED,
-    RETRYING, SOURCE_BODY, SOURCE_CART, Job,
+    CANCELLED, CART_CLOSED, CART_FAILED, CART_NOT_NEEDED, CART_PENDING, COMPLETED, KIND_CANCEL, KIND_PLACE,
+    PROCESSING, QUEUED, RETRYING, SOURCE_BODY, SOURCE_CART, Job,
 )
 from models.locks import try_lock_job, try_lock_job_for_transaction
 from models.orders import CANCELLED as ORDER_CANCELLED
@@ -62,6 +67,15 @@ def age(job: Row) -> float:
 
 # ---- claiming a batch ---------------------------------------------------------------------------
 
+# How many batches' worth of import lines may be placed at once, by all executions together. Lines
+# beyond it wait, so that an import leaves room to single orders: a single order is placed with the
+# batch it was claimed in, and batches take longer the more jobs all executions place at once. bench
+# bulk, a 20,000-line import with single orders beside it, back to back on one machine: without this
+# bound 200.9 orders/s, single orders placed in p50 936 / p99 11,043 ms; with 4, 145.6 orders/s and
+# 360 / 3,976 ms (idle: 67 / 78 ms). Both claimed the single orders within p99 200 ms.
+IMPORT_BATCHES_IN_FLIGHT = 4
+
+
 def _claim_statement():
     """Up to :limit due jobs, each locked for this connection (a session advisory lock: free again
     the moment the holder's connection dies), marked processing with their attempt counted.
@@ -70,13 +84,33 @@ def _claim_statement():
     reporting (its lease, `next_run_at`, passed) and this very task's own jobs (a redelivered
     task whose worker died: free at once), and completed jobs whose cart is still to be closed.
     Rows another claim is looking at are skipped (SKIP LOCKED); so are jobs whose lock is held.
-    The scans of due jobs start at the due floor (`models.due`: their cost stays flat while a long
-    snapshot is held).
+
+    Single orders and imports' lines are due in two scans, each oldest first, taken in turn (a
+    single order first at equal rank): while both wait, each has half the batch, and a single order
+    submitted during an import waits one claim, not the import. Imports interleave with each other
+    by their lines' due times (`IMPORT_STEP`). Import lines being placed are at most
+    `IMPORT_BATCHES_IN_FLIGHT` batches' worth, across every execution (see there).
     """
     now = func.now()
     limit = bindparam("limit", type_=Integer)
-    fresh = (select(jobs.c.id).where(due.WAITING_UNFINISHED, jobs.c.next_run_at.between(due.SINCE, now))
-             .order_by(jobs.c.next_run_at).limit(limit).with_for_update(skip_locked=True).cte("fresh"))
+
+    def due_jobs(source, room):
+        """The due jobs of `source`, oldest first, scanned from the due floor (`models.due`: the cost
+        stays flat while a long snapshot is held)."""
+        return (select(jobs.c.id, jobs.c.next_run_at)
+                .where(due.WAITING_UNFINISHED, jobs.c.next_run_at.between(due.SINCE, now), source)
+                .order_by(jobs.c.next_run_at).limit(room).with_for_update(skip_locked=True).subquery())
+
+    # Being placed: claimed, and the lease of their execution still running (a dead one's are due again).
+    importing = select(func.count()).where(jobs.c.status == PROCESSING, jobs.c.import_id.is_not(None),
+                                           jobs.c.next_run_at > now)
+    import_room = func.greatest(0, func.least(limit, IMPORT_BATCHES_IN_FLIGHT * limit - importing.scalar_subquery()))
+    ranked = union_all(*(
+        select(scan.c.id, func.row_number().over(order_by=scan.c.next_run_at).label("rank"), literal(turn).label("turn"))
+        for turn, scan in enumerate((due_jobs(jobs.c.import_id.is_(None), limit),
+                                     due_jobs(jobs.c.import_id.is_not(None), import_room)))
+    )).subquery("ranked")
+    fresh = select(ranked.c.id).order_by(ranked.c.rank, ranked.c.turn).limit(limit).cte("fresh")
     mine = (select(jobs.c.id).where(jobs.c.status == PROCESSING, jobs.c.task_id == bindparam("task_id"))
             .with_for_update(skip_locked=True).cte("mine"))
     carts = (select(jobs.c.id).where(due.WAITING_CART, jobs.c.next_run_at.between(due.SINCE, now))
@@ -314,6 +348,120 @@ def submit(connection: Connection, customer_id: int, items: list[dict] | None, i
     if existing.request_fingerprint != values["request_fingerprint"]:
         raise IdempotencyConflict(idempotency_key)
     return Submission(existing, created=False)
+
+
+# ---- many accepted at once: an import ------------------------------------------------------------
+
+# How far apart an import's lines are due: a line's `next_run_at` is the position imports are being
+# served at (the earliest due import line, or now) plus its index times this step. That position is
+# a waiting job's `next_run_at`, so never below the due floor (`models.due`). Imports then
+# interleave by that time, like flows in fair queuing: a new import's first lines are due beside a
+# running import's next ones instead of behind its last one (see `_claim_statement`).
+IMPORT_STEP = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class Line:
+    """One order of an import, as submitted (items None: the customer's cart)."""
+
+    customer_id: int
+    items: list[dict] | None = None
+    idempotency_key: str | None = None
+    callback_url: str | None = None
+
+
+@dataclass(frozen=True)
+class LineJob:
+    """The job that answers one line, and whether this import created it (False: its key was seen)."""
+
+    line: int
+    job_id: uuid.UUID
+    status: str
+    customer_id: int
+    created: bool
+
+
+@dataclass(frozen=True)
+class Imported:
+    """An import's outcome: each line's job, or the lines whose idempotency key was already used for
+    another request (then the caller rolls back: nothing is accepted)."""
+
+    import_id: uuid.UUID
+    jobs: list[LineJob]
+    conflicts: list[int]
+
+    @property
+    def created(self) -> int:
+        """How many jobs the import created (0: every line's key was seen)."""
+        return sum(job.created for job in self.jobs)
+
+
+def _submit_many_statement():
+    """The import's row and its lines' jobs, in one INSERT: the lines travel as parallel arrays
+    (one statement whatever their number, built and compiled once). A line whose idempotency key
+    already exists (or repeats an earlier line's) is not inserted; the inserted ones are returned."""
+    imports, now = Import.__table__, func.now()
+    types = {"id": Uuid(), "customer_id": Integer(), "requested_items": Text(), "idempotency_key": String(),
+             "request_fingerprint": String(), "callback_url": String(), "import_line": Integer()}
+    given = func.unnest(*(bindparam(name, type_=ARRAY(kind)) for name, kind in types.items())
+                        ).table_valued(*types).render_derived(name="given")
+    new_import = (insert(imports).values(id=bindparam("import_id"), customer_id=bindparam("import_customer_id"),
+                                         lines=bindparam("lines")).returning(imports.c.id).cte("new_import"))
+    served = (select(func.min(jobs.c.next_run_at))
+              .where(jobs.c.import_id.is_not(None), due.WAITING_UNFINISHED, jobs.c.next_run_at.between(due.SINCE, now))
+              .scalar_subquery())
+    position = func.coalesce(served, now)
+    rows = (select(given.c.id, given.c.customer_id, literal(KIND_PLACE), literal(QUEUED),
+                   case((given.c.requested_items.is_(None), SOURCE_CART), else_=SOURCE_BODY),
+                   cast(given.c.requested_items, JSONB), literal(0), literal(CART_NOT_NEEDED),
+                   given.c.idempotency_key, given.c.request_fingerprint, given.c.callback_url,
+                   bindparam("traceparent", type_=String()), new_import.c.id, given.c.import_line,
+                   position + given.c.import_line * bindparam("step", type_=Interval()))
+            .select_from(given.join(new_import, literal(True))).order_by(given.c.import_line))
+    return (pg_insert(jobs).from_select(
+        ["id", "customer_id", "kind", "status", "source", "requested_items", "attempts", "cart_status", "idempotency_key",
+         "request_fingerprint", "callback_url", "traceparent", "import_id", "import_line", "next_run_at"], rows)
+        .on_conflict_do_nothing(index_elements=[jobs.c.idempotency_key])
+        .returning(jobs.c.id, jobs.c.import_line))
+
+
+_SUBMIT_MANY = _submit_many_statement()
+_KEYED = select(jobs.c.id, jobs.c.status, jobs.c.customer_id, jobs.c.idempotency_key, jobs.c.request_fingerprint
+                ).where(jobs.c.idempotency_key == func.any(bindparam("keys", type_=ARRAY(String()))))
+
+
+def submit_many(connection: Connection, lines: Sequence[Line]) -> Imported:
+    """Accept an import: its row and a job per line in one statement, in the caller's transaction
+    (which must roll back when the outcome names conflicts). A line whose idempotency key was seen
+    with the same request is answered with that job, as `submit` does."""
+    import_id = uuid.uuid4()
+    items = [normalize(line.items) if line.items is not None else None for line in lines]
+    prints = [fingerprint(line.customer_id, its, line.callback_url) if line.idempotency_key else None
+              for line, its in zip(lines, items)]
+    customers = {line.customer_id for line in lines}
+    inserted = connection.execute(_SUBMIT_MANY, {
+        "import_id": import_id, "import_customer_id": customers.pop() if len(customers) == 1 else None,
+        "lines": len(lines), "traceparent": tracing.traceparent(), "step": IMPORT_STEP,
+        "id": [uuid.uuid4() for _ in lines], "customer_id": [line.customer_id for line in lines],
+        "requested_items": [json.dumps(its) if its is not None else None for its in items],
+        "idempotency_key": [line.idempotency_key for line in lines], "request_fingerprint": prints,
+        "callback_url": [line.callback_url for line in lines], "import_line": list(range(len(lines))),
+        "since": due.floor.since(connection),
+    }).all()
+    answered = {index: job_id for job_id, index in inserted}
+    seen = {row.idempotency_key: row for row in connection.execute(_KEYED, {"keys": [
+        line.idempotency_key for index, line in enumerate(lines) if index not in answered]})}
+    jobs_of, conflicts = [], []
+    for index, line in enumerate(lines):
+        if index in answered:
+            jobs_of.append(LineJob(index, answered[index], QUEUED, line.customer_id, True))
+            continue
+        existing = seen[line.idempotency_key]
+        if existing.request_fingerprint != prints[index]:
+            conflicts.append(index)
+        else:
+            jobs_of.append(LineJob(index, existing.id, existing.status, existing.customer_id, False))
+    return Imported(import_id, jobs_of, conflicts)
 
 
 class NotAllowed(Exception):

@@ -17,10 +17,12 @@ from models.db import Database
 from observability import logs, tracing
 from settings import Settings, get_settings
 from web import (
-    auth, commands, converters, customers, docs, errors, health, jobs, limits, metrics, observe, orders, webhooks,
+    auth, commands, converters, customers, docs, errors, health, imports, jobs, limits, metrics, observe, orders,
+    webhooks,
 )
 from web.backlog import Backlog
 from web.converters import IdConverter, id_schema
+from web.submissions import Submissions
 from web.extensions import api, db
 from web.waits import JobWaits
 
@@ -57,8 +59,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     db.init_app(app, database)
     api.init_app(app)
     api.register_converter(IdConverter, id_schema)
-    api.register_blueprint(orders.make_blueprint(settings, backlog))
-    for module in (jobs, customers, webhooks, health):
+    submissions = Submissions(settings, backlog)
+    api.register_blueprint(orders.make_blueprint(submissions))
+    api.register_blueprint(customers.make_blueprint(submissions))
+    api.register_blueprint(imports.make_blueprint(settings, submissions))
+    for module in (jobs, webhooks, health):
         api.register_blueprint(module.blp)
     app.register_blueprint(docs.blp)
     app.register_blueprint(metrics.blp)

@@ -1,7 +1,6 @@
 """`/jobs/{job_id}`: where a client polls its submission, reads its timeline, cancels or replays it."""
 from __future__ import annotations
 
-import time
 import uuid
 
 from flask import current_app, request
@@ -84,6 +83,11 @@ def job_view(job_id: str) -> Row:
     return _shown(db.session.connection().execute(_JOB_VIEW, {"id": _key(job_id)}).one_or_none(), job_id)
 
 
+def _unfinished(job: Row) -> uuid.UUID | None:
+    """The job to wait for: the job itself until it ends."""
+    return None if job.status in polling.TERMINAL_STATUSES else job.id
+
+
 def timeline(*job_ids) -> dict:
     """The events of these jobs, oldest first."""
     return {"events": timeline_of(db.session, job_ids)}
@@ -108,7 +112,7 @@ class JobById(MethodView):
         headers = {}
         wait = polling.requested_wait(request.headers.getlist("Prefer"))
         if wait is not None:
-            job, applied = _held(job_id, job, wait)
+            job, applied = polling.held(job, lambda: job_view(job_id), _unfinished, wait)
             if applied:
                 headers["Preference-Applied"] = f"wait={wait}"
         tag = polling.etag(job.status, job.attempts, job.updated_at, job.order_id, job.error)
@@ -116,25 +120,6 @@ class JobById(MethodView):
         if request.if_none_match.contains_weak(tag):
             return current_app.response_class(status=304, headers=headers, content_type=None)
         return job, 200, headers
-
-
-def _held(job_id: str, job: Row, wait: int) -> tuple[Row, bool]:
-    """The job once it ended or `wait` seconds passed, and whether the request was held (False when
-    too many requests of this process wait already: it is answered at once)."""
-    if job.status in polling.TERMINAL_STATUSES or wait == 0:
-        return job, True
-    deadline = time.monotonic() + wait
-    with current_app.extensions["job_waits"].waiting_for(job.id) as woken:
-        if woken is None:
-            return job, False
-        while True:
-            job = job_view(job_id)  # read after registering, so an end committed meanwhile is seen
-            remaining = deadline - time.monotonic()
-            if job.status in polling.TERMINAL_STATUSES or remaining <= 0:
-                return job, True
-            db.release()
-            woken.wait(remaining)
-            woken.clear()
 
 
 @blp.route("/<job_id>/events")

@@ -9,12 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import time
 from datetime import datetime, timezone
 
 from flask import current_app
 from werkzeug.http import parse_dict_header
 
 from models.jobs import QUEUED, RETRYING, TERMINAL
+from web.extensions import db
 
 # The longest a request may be held (Prefer: wait=N with a larger N waits this long).
 MAX_WAIT = 30
@@ -59,12 +61,38 @@ def retry_after_header(status: str, next_run_at: datetime | None) -> dict:
     return {} if seconds is None else {"Retry-After": str(seconds)}
 
 
-def etag(status: str, attempts: int, updated_at, order_id: int | None, error: dict | None) -> str:
-    """A strong validator of a job's representation: of every field that changes during its life
-    (the others are fixed when the job is created). `updated_at` alone would do if every writer
-    set it; the status, attempts, order and error make it exact whatever a writer forgets."""
-    state = json.dumps([status, attempts, updated_at.isoformat(), order_id, error], sort_keys=True, default=str)
-    return hashlib.sha1(state.encode(), usedforsecurity=False).hexdigest()[:20]
+def etag(*state) -> str:
+    """A strong validator of a representation, from every value that changes during its life (a
+    job's: status, attempts, updated_at, order and error; the others are fixed when it is created.
+    `updated_at` alone would do if every writer set it; the rest make it exact whatever a writer forgets)."""
+    encoded = json.dumps(list(state), sort_keys=True, default=_isoformat)
+    return hashlib.sha1(encoded.encode(), usedforsecurity=False).hexdigest()[:20]
+
+
+def _isoformat(value) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def held(state, read, pending, wait: int) -> tuple[object, bool]:
+    """`Prefer: wait=N` for a resource made of jobs: `state` (as `read()` returns it) once `pending(state)`
+    names no unfinished job or `wait` seconds passed, and whether the request was held (False when too
+    many requests of this process wait already: it is answered at once). `pending` names the job to
+    wait for; each time it ends the state is read again, until none is left."""
+    deadline = time.monotonic() + wait
+    waits = current_app.extensions["job_waits"]
+    while True:
+        job_id = pending(state)
+        if job_id is None or deadline - time.monotonic() <= 0:
+            return state, True
+        with waits.waiting_for(job_id) as woken:
+            if woken is None:
+                return state, False
+            state = read()  # read after registering, so an end committed meanwhile is seen
+            while pending(state) == job_id and (remaining := deadline - time.monotonic()) > 0:
+                db.release()
+                woken.wait(remaining)
+                woken.clear()
+                state = read()
 
 
 def requested_wait(prefer_headers: list[str]) -> int | None:

@@ -1,4 +1,6 @@
 """Request and response shapes; they generate the OpenAPI document."""
+import re
+
 from marshmallow import Schema, ValidationError, fields, validate
 
 from models.jobs import STATUSES
@@ -64,12 +66,43 @@ def order_request_schema(max_items: int, max_quantity: int, webhooks_enabled: bo
     return OrderRequestSchema
 
 
+# An idempotency key: the Idempotency-Key header of a submission, or an import line's `idempotency_key`.
+IDEMPOTENCY_KEY_MAX = 255
+IDEMPOTENCY_KEY = re.compile(rf"[\x21-\x7e]{{1,{IDEMPOTENCY_KEY_MAX}}}")
+IDEMPOTENCY_KEY_PATTERN = "^[\\x21-\\x7e]+$"
+
+
+def _printable_key(key: str) -> None:
+    if not IDEMPOTENCY_KEY.fullmatch(key):
+        raise ValidationError(f"must be 1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters")
+
+
+def import_request_schema(order_schema: type[Schema], max_lines: int) -> type[Schema]:
+    """The body of an import: up to `max_lines` orders, each a submission's body (`order_schema`) with
+    its customer and, optionally, an idempotency key."""
+
+    class ImportLineRequestSchema(order_schema):
+        customer_id = fields.Integer(required=True, strict=True, validate=_ID)
+        idempotency_key = fields.String(validate=_printable_key, metadata={
+            "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX, "pattern": IDEMPOTENCY_KEY_PATTERN,
+            "description": "Same key and same order: that order's job. Same key, another order: 409."})
+
+    class ImportRequestSchema(Schema):
+        orders = fields.List(fields.Nested(ImportLineRequestSchema), required=True,
+                             validate=validate.Length(min=1, max=max_lines))
+
+    return ImportRequestSchema
+
+
 class JobAcceptedSchema(Schema):
     """Answer to a submission: where to poll."""
 
     job_id = fields.UUID(attribute="id")
     status = fields.String()
     customer_id = fields.Integer()
+    order_id = fields.Integer(allow_none=True, metadata={
+        "description": "The order the job created: null until it completed (a repeated Idempotency-Key answers "
+                       "with the job as it is)"})
 
 
 class ErrorDetailSchema(Schema):
@@ -100,6 +133,56 @@ class JobSchema(Schema):
         "description": "The OpenTelemetry trace of the submission (null when tracing is off)"})
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
+
+
+class ImportLineJobSchema(Schema):
+    """The job answering one line of an import."""
+
+    line = fields.Integer(metadata={"description": "The line's index in the request's `orders`, from 0"})
+    job_id = fields.UUID()
+    status = fields.String(metadata={"enum": list(STATUSES)})
+    customer_id = fields.Integer()
+    created = fields.Boolean(metadata={"description": "False: the line's idempotency key was seen with the same "
+                                                      "order, and this is that order's job"})
+
+
+class ImportAcceptedSchema(Schema):
+    """Answer to an import: where to follow it, and each line's job."""
+
+    import_id = fields.UUID()
+    lines = fields.Integer()
+    jobs = fields.List(fields.Nested(ImportLineJobSchema))
+
+
+class ImportCountsSchema(Schema):
+    """How many of the import's jobs are in each status."""
+
+    queued, processing, retrying = fields.Integer(), fields.Integer(), fields.Integer()
+    completed, rejected, failed, cancelled = fields.Integer(), fields.Integer(), fields.Integer(), fields.Integer()
+
+
+class ImportLineSchema(Schema):
+    """A line's job, as the import shows it."""
+
+    line = fields.Integer(attribute="import_line")
+    job_id = fields.UUID(attribute="id")
+    customer_id = fields.Integer()
+    status = fields.String(metadata={"enum": list(STATUSES)})
+    order_id = fields.Integer(allow_none=True)
+    error = fields.Nested(ErrorDetailSchema, allow_none=True)
+
+
+class ImportSchema(Schema):
+    """An import as clients poll it: counts by status, and a page of its lines' jobs."""
+
+    import_id = fields.UUID(attribute="id")
+    customer_id = fields.Integer(allow_none=True, metadata={
+        "description": "The customer of every line; null when the lines are several customers'"})
+    lines = fields.Integer(metadata={"description": "How many lines the request held"})
+    created_at = fields.DateTime()
+    done = fields.Boolean(metadata={"description": "Every job the import created has ended"})
+    counts = fields.Nested(ImportCountsSchema)
+    jobs = fields.List(fields.Nested(ImportLineSchema))
 
 
 class OrderItemSchema(Schema):

@@ -8,7 +8,7 @@ each product's latest write, which a held snapshot cannot make slow (a partial i
 dead entry per write ever made to the product until vacuum may remove it).
 
 Revision ID: c5a1e2b7d404
-Revises: 7a3d5c2e9f10
+Revises: d8e2b5c1f4a6
 Create Date: 2026-12-07 14:00:00.000000
 """
 from alembic import op

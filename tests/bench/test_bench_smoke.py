@@ -16,7 +16,7 @@ import pytest
 from devstack.postgres import PrivatePostgres
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = ("submission", "polling", "e2e", "latency", "seed", "busy_submission", "memory", "flash_sale")
+SCENARIOS = ("submission", "polling", "e2e", "latency", "seed", "busy_submission", "memory", "flash_sale", "bulk")
 
 
 def _number(value) -> bool:
@@ -31,7 +31,7 @@ def own_postgres(tmp_path):
     server.stop()
 
 
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(540)
 def test_every_scenario_reports_numbers_without_errors(tmp_path, own_postgres):
     out = tmp_path / "bench.json"
     # Few worker threads: each holds a PostgreSQL connection, and the server may be shared with other runs.
@@ -40,9 +40,11 @@ def test_every_scenario_reports_numbers_without_errors(tmp_path, own_postgres):
             "--e2e-workers", "1,2", "--latency-orders", "5", "--seed-clients", "1,16", "--seed-duration", "1",
             "--busy-latencies", "0,50", "--busy-duration", "1", "--memory-orders", "150", "--settle-timeout", "120",
             "--sale-customers", "80", "--sale-stock", "20", "--sale-seed-clients", "16",
+            "--import-lines", "20", "--bulk-clients", "2", "--bulk-duration", "2", "--big-import", "200",
+            "--bulk-idle-singles", "5",
             "--out", str(out), "--log-dir", str(tmp_path / "logs")]
     run = subprocess.run(argv, cwd=ROOT, env={**os.environ, "DATABASE_URL": own_postgres}, capture_output=True,
-                         text=True, timeout=400)
+                         text=True, timeout=520)
     assert out.exists(), run.stdout[-3000:] + run.stderr[-3000:]
     report = json.loads(out.read_text())
     scenarios = report["scenarios"]
@@ -126,6 +128,17 @@ def test_every_scenario_reports_numbers_without_errors(tmp_path, own_postgres):
     assert sale["seed"]["clients"] == 16 and sale["seed"]["orders_claimed"] >= 20
     assert all(_number(sale["seed"][k]) for k in ("units_taken_from_catalog", "units_lost_to_get_put_races",
                                                   "units_oversold"))
+    bulk = scenarios["bulk"]
+    intake, placed = bulk["intake"], bulk["big_import"]
+    for side in ("imports", "singles"):
+        assert intake[side]["accepted_orders_per_s"] > 0 and _number(intake[side]["p99_ms"])
+    assert _number(intake["imports_over_singles"]) and intake["jobs_in_database"] == intake["jobs_expected"]
+    assert placed["import_status"] == 202 and placed["placed"] == 200 and placed["orders_per_s"] > 0
+    assert placed["invariants"]["ok"], placed["invariants"]
+    assert placed["cpu"]["machine_ms"] > 0
+    for run_name in ("singles_idle", "singles_during_import"):
+        assert placed[run_name]["completed"] == placed[run_name]["orders"] > 0
+        assert all(_number(placed[run_name][k]) for k in ("p50_ms", "p99_ms"))
 
     assert report["ok"] is True and run.returncode == 0, run.stderr[-3000:]
 

@@ -18,7 +18,8 @@ def test_swagger_ui_needs_nothing_from_the_internet(api):
         with api.get(source) as asset:
             assert asset.status_code == 200, source
     spec = api.get("/openapi.json").get_json()
-    assert {"/orders/{id}", "/jobs/{job_id}", "/orders", "/customers/{customer_id}/orders"} <= set(spec["paths"])
+    assert {"/orders/{id}", "/jobs/{job_id}", "/orders", "/customers/{customer_id}/orders", "/imports",
+            "/imports/{import_id}"} <= set(spec["paths"])
 
 
 def test_the_openapi_document_declares_the_bearer_scheme(api):
@@ -34,10 +35,15 @@ def test_the_openapi_document_declares_webhook_urls_and_where_each_answer_leads(
     for url in (schemas["OrderRequest"]["properties"]["callback_url"], schemas["WebhookSubscription"]["properties"]["url"]):
         assert url["format"] == "uri" and url["pattern"].startswith("^https?://")
     targets = {op["operationId"]: path for path, item in paths.items() for op in item.values() if "operationId" in op}
-    accepted = paths["/orders/{id}"]["post"]["responses"]["202"]["links"]
-    assert {targets[link["operationId"]] for link in accepted.values()} == {
-        "/jobs/{job_id}", "/jobs/{job_id}/events", "/jobs/{job_id}/webhooks", "/jobs/{job_id}/cancel"}
-    assert {link["parameters"]["job_id"] for link in accepted.values()} == {"$response.body#/job_id"}
+    for path, customer in (("/customers/{customer_id}/orders", "customer_id"), ("/orders/{id}", "id")):
+        accepted = paths[path]["post"]["responses"]["202"]["links"]
+        assert {targets[link["operationId"]]: link["parameters"] for link in accepted.values()} == {
+            **{job: {"job_id": "$response.body#/job_id"} for job in (
+                "/jobs/{job_id}", "/jobs/{job_id}/events", "/jobs/{job_id}/webhooks", "/jobs/{job_id}/cancel")},
+            # The order once the job created it (null before), never the order `id` of the seed's path.
+            **{order: {"id": "$response.body#/order_id"} for order in (
+                "/orders/{id}", "/orders/{id}/events", "/orders/{id}/cancel")},
+            "/orders": {"customer_id": f"$request.path.{customer}"}}
     job = paths["/jobs/{job_id}"]["get"]["responses"]["200"]["links"]
     assert targets[job["order"]["operationId"]] == "/orders/{id}" and job["order"]["parameters"] == {
         "id": "$response.body#/order_id"}

@@ -1,0 +1,77 @@
+"""The claim's fairness on the real PostgreSQL: single orders and imports' lines are taken in turn, and a
+new import's lines interleave with a running import's instead of waiting behind them."""
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, text
+
+import migrations
+from models.db import Database
+from placement.jobs import Line, claim, submit, submit_many
+
+
+@pytest.fixture(scope="module")
+def database(database_url):
+    engine = create_engine(database_url)
+    migrations.upgrade(engine)
+    engine.dispose()
+    database = Database(database_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture()
+def connection(database):
+    with database.connection() as connection:
+        connection.exec_driver_sql("DELETE FROM job_events; DELETE FROM jobs; DELETE FROM imports")
+        yield connection
+
+
+def _import(connection, lines: int) -> list[uuid.UUID]:
+    """An import's job ids, in line order."""
+    imported = submit_many(connection, [Line(customer_id=1) for _ in range(lines)])
+    connection.commit()
+    return [job.job_id for job in imported.jobs]
+
+
+def _claimed(connection, limit: int, lease: float = 60) -> set[uuid.UUID]:
+    return {row.id for row in claim(connection, str(uuid.uuid4()), limit, lease=lease)}
+
+
+def _placed(connection, job_ids) -> None:
+    connection.execute(text("UPDATE jobs SET status = 'completed' WHERE id = ANY(:ids)"), {"ids": list(job_ids)})
+
+
+def test_single_orders_and_import_lines_are_claimed_in_turn(connection):
+    lines = _import(connection, 6)
+    singles = [submit(connection, 2, None, None).job.id for _ in range(3)]  # submitted after the import
+
+    first, second = _claimed(connection, 4), _claimed(connection, 4)
+
+    assert first == {singles[0], singles[1], lines[0], lines[1]}  # half the batch each, though the import came first
+    assert second == {singles[2], lines[2], lines[3], lines[4]}  # the rest of the batch goes to whoever waits
+
+
+def test_a_new_import_interleaves_with_a_running_one(connection):
+    running = _import(connection, 10)
+    _placed(connection, _claimed(connection, 3))
+
+    new = _import(connection, 4)
+
+    first = _claimed(connection, 4)
+    _placed(connection, first)
+    assert first == {running[3], running[4], new[0], new[1]}
+    assert _claimed(connection, 4) == {running[5], running[6], new[2], new[3]}
+
+
+def test_import_lines_being_placed_are_at_most_four_batches(connection):
+    lines = _import(connection, 30)
+    _claimed(connection, 4, lease=0)  # lines 0-3, by an execution that died: they do not count
+
+    claims = [_claimed(connection, 4) for _ in range(5)]
+
+    assert set().union(*claims[:4]) == set(lines[4:20]) and claims[4] == set()  # 16 being placed: no more
+    singles = [submit(connection, 2, None, None).job.id for _ in range(2)]
+    assert _claimed(connection, 4) == set(singles)  # single orders still are
+    _placed(connection, claims[1])
+    assert _claimed(connection, 4) == set(lines[20:24])

@@ -2,6 +2,8 @@
 line), and once the answer has gone out, publish the job's wake-up."""
 from __future__ import annotations
 
+import contextvars
+
 from flask import after_this_request
 
 from models.jobs import RETRYING
@@ -27,7 +29,9 @@ def accepted(result: Submission):
 
 def _wake_once_answered(response):
     """The wake-up's round trips to Redis (the flag; the publish when it was down) run when the server
-    closes the sent answer (WSGI `close`), not while the client waits for it. A process killed in
+    closes the sent answer (WSGI `close`), not while the client waits for it, in the request's context
+    (its log ids; with tracing, the publish's span is a child of the request's). A process killed in
     between loses that wake-up, which the sweeper makes good, as it does any lost message."""
-    response.call_on_close(wake)
+    request_context = contextvars.copy_context()
+    response.call_on_close(lambda: request_context.run(wake))
     return response

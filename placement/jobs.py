@@ -399,7 +399,13 @@ class Imported:
 def _submit_many_statement():
     """The import's row and its lines' jobs, in one INSERT: the lines travel as parallel arrays
     (one statement whatever their number, built and compiled once). A line whose idempotency key
-    already exists (or repeats an earlier line's) is not inserted; the inserted ones are returned."""
+    already exists (or repeats an earlier line's) is not inserted; the inserted ones are returned.
+
+    Why arrays and not SQLAlchemy's plain multi-row INSERT (`insert()` with a list of rows, which
+    insertmanyvalues sends as one statement): the plain form was tried, and the API spent 102-111 ms
+    of CPU per 1,000-line POST /imports against 58-74 ms with this one (alternating in-process runs,
+    Flask's test client, 15 imports each): 46-53 % of the API's CPU for an import, the statement
+    rendered and its 15,000 parameters bound anew for every request."""
     imports, now = Import.__table__, func.now()
     types = {"id": Uuid(), "customer_id": Integer(), "requested_items": Text(), "idempotency_key": String(),
              "request_fingerprint": String(), "callback_url": String(), "import_line": Integer()}

@@ -39,6 +39,13 @@ CART_PENDING = "pending"
 CART_CLOSED = "closed"
 CART_FAILED = "failed"
 
+# Lanes: single orders (with cancellations and replays) and imports' lines are claimed by executions
+# of their own (`placement.jobs.claim`), woken apart (`tasks.dispatch`), so that a large import never
+# shares a batch, or a wake-up, with a single order. A job's lane: imports' if it has an import.
+SINGLES = "singles"
+IMPORTS = "imports"
+LANES = (SINGLES, IMPORTS)
+
 
 def _in(values):
     return "(" + ", ".join(f"'{v}'" for v in values) + ")"
@@ -100,6 +107,18 @@ class Job(Base, Timestamps):
     import_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("imports.id"))
     import_line: Mapped[int | None] = mapped_column(Integer)
 
+    @property
+    def lane(self) -> str:
+        """The lane whose executions claim the job (see SINGLES)."""
+        return SINGLES if self.import_id is None else IMPORTS
+
     # The order this job created, once it completed: read with the job, in the same query.
     order_id: Mapped[int | None] = column_property(
         select(Order.id).where(Order.job_id == id).correlate_except(Order).scalar_subquery())
+
+
+def in_lane(lane: str):
+    """SQL: the job belongs to `lane` (see SINGLES)."""
+    if lane not in LANES:
+        raise ValueError(f"no lane {lane!r}; lanes: {', '.join(LANES)}")
+    return Job.import_id.is_(None) if lane == SINGLES else Job.import_id.is_not(None)

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import (
     Connection, Integer, Interval, Row, String, Text, Uuid, bindparam, case, cast, func, insert, literal, select, union,
-    union_all, update,
+    update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -38,8 +38,8 @@ from models.db import transaction
 from models.events import JobEvent
 from models.imports import Import
 from models.jobs import (
-    CANCELLED, CART_CLOSED, CART_FAILED, CART_NOT_NEEDED, CART_PENDING, COMPLETED, KIND_CANCEL, KIND_PLACE,
-    PROCESSING, QUEUED, RETRYING, SOURCE_BODY, SOURCE_CART, Job,
+    CANCELLED, CART_CLOSED, CART_FAILED, CART_NOT_NEEDED, CART_PENDING, COMPLETED, IMPORTS, KIND_CANCEL, KIND_PLACE,
+    LANES, PROCESSING, QUEUED, RETRYING, SOURCE_BODY, SOURCE_CART, Job, in_lane,
 )
 from models.locks import try_lock_job, try_lock_job_for_transaction
 from models.orders import CANCELLED as ORDER_CANCELLED
@@ -67,54 +67,41 @@ def age(job: Row) -> float:
 
 # ---- claiming a batch ---------------------------------------------------------------------------
 
-# How many batches' worth of import lines may be placed at once, by all executions together. Lines
-# beyond it wait, so that an import leaves room to single orders: a single order is placed with the
-# batch it was claimed in, and batches take longer the more jobs all executions place at once. bench
-# bulk, a 20,000-line import with single orders beside it, back to back on one machine: without this
-# bound 200.9 orders/s, single orders placed in p50 936 / p99 11,043 ms; with 4, 145.6 orders/s and
-# 360 / 3,976 ms (idle: 67 / 78 ms). Both claimed the single orders within p99 200 ms.
-IMPORT_BATCHES_IN_FLIGHT = 4
+# How many batches' worth of import lines may be placed at once, by all the imports lane's executions
+# together (lines beyond it wait): the rest of the workers' threads, and of the products' lock
+# queues, stay free for single orders, whose lane has no such bound.
+IMPORT_BATCHES_IN_FLIGHT = 2
 
 
-def _claim_statement():
-    """Up to :limit due jobs, each locked for this connection (a session advisory lock: free again
-    the moment the holder's connection dies), marked processing with their attempt counted.
+def _claim_statement(lane: str):
+    """Up to :limit due jobs of `lane`, each locked for this connection (a session advisory lock: free
+    again the moment the holder's connection dies), marked processing with their attempt counted.
 
     Due: queued or retrying jobs whose time has come, processing jobs whose holder stopped
     reporting (its lease, `next_run_at`, passed) and this very task's own jobs (a redelivered
     task whose worker died: free at once), and completed jobs whose cart is still to be closed.
     Rows another claim is looking at are skipped (SKIP LOCKED); so are jobs whose lock is held.
+    Oldest first, scanned from the due floor (`models.due`: the cost stays flat while a long
+    snapshot is held).
 
-    Single orders and imports' lines are due in two scans, each oldest first, taken in turn (a
-    single order first at equal rank): while both wait, each has half the batch, and a single order
-    submitted during an import waits one claim, not the import. Imports interleave with each other
-    by their lines' due times (`IMPORT_STEP`). Import lines being placed are at most
-    `IMPORT_BATCHES_IN_FLIGHT` batches' worth, across every execution (see there).
+    A lane's executions claim only its jobs (`models.jobs.SINGLES`). In the imports lane, lines
+    are claimed while fewer than `IMPORT_BATCHES_IN_FLIGHT` batches' worth are being placed, and
+    imports interleave with each other by their lines' due times (`IMPORT_STEP`).
     """
     now = func.now()
     limit = bindparam("limit", type_=Integer)
-
-    def due_jobs(source, room):
-        """The due jobs of `source`, oldest first, scanned from the due floor (`models.due`: the cost
-        stays flat while a long snapshot is held)."""
-        return (select(jobs.c.id, jobs.c.next_run_at)
-                .where(due.WAITING_UNFINISHED, jobs.c.next_run_at.between(due.SINCE, now), source)
-                .order_by(jobs.c.next_run_at).limit(room).with_for_update(skip_locked=True).subquery())
-
-    # Being placed: claimed, and the lease of their execution still running (a dead one's are due again).
-    importing = select(func.count()).where(jobs.c.status == PROCESSING, jobs.c.import_id.is_not(None),
-                                           jobs.c.next_run_at > now)
-    import_room = func.greatest(0, func.least(limit, IMPORT_BATCHES_IN_FLIGHT * limit - importing.scalar_subquery()))
-    ranked = union_all(*(
-        select(scan.c.id, func.row_number().over(order_by=scan.c.next_run_at).label("rank"), literal(turn).label("turn"))
-        for turn, scan in enumerate((due_jobs(jobs.c.import_id.is_(None), limit),
-                                     due_jobs(jobs.c.import_id.is_not(None), import_room)))
-    )).subquery("ranked")
-    fresh = select(ranked.c.id).order_by(ranked.c.rank, ranked.c.turn).limit(limit).cte("fresh")
+    of_lane = in_lane(lane)
+    if lane == IMPORTS:
+        # Being placed: claimed, and the lease of their execution still running (a dead one's are due again).
+        importing = select(func.count()).where(jobs.c.status == PROCESSING, of_lane, jobs.c.next_run_at > now)
+        limit = func.greatest(0, func.least(limit, IMPORT_BATCHES_IN_FLIGHT * limit - importing.scalar_subquery()))
+    fresh = (select(jobs.c.id).where(due.WAITING_UNFINISHED, jobs.c.next_run_at.between(due.SINCE, now), of_lane)
+             .order_by(jobs.c.next_run_at).limit(limit).with_for_update(skip_locked=True).cte("fresh"))
     mine = (select(jobs.c.id).where(jobs.c.status == PROCESSING, jobs.c.task_id == bindparam("task_id"))
             .with_for_update(skip_locked=True).cte("mine"))
-    carts = (select(jobs.c.id).where(due.WAITING_CART, jobs.c.next_run_at.between(due.SINCE, now))
-             .order_by(jobs.c.next_run_at).limit(limit).with_for_update(skip_locked=True).cte("carts"))
+    carts = (select(jobs.c.id).where(due.WAITING_CART, jobs.c.next_run_at.between(due.SINCE, now), of_lane)
+             .order_by(jobs.c.next_run_at).limit(bindparam("limit", type_=Integer))
+             .with_for_update(skip_locked=True).cte("carts"))
     candidates = union(select(fresh.c.id), select(mine.c.id), select(carts.c.id)).subquery("candidates")
     locked = (select(candidates.c.id).where(try_lock_job(candidates.c.id))
               .cte("locked").prefix_with("MATERIALIZED"))
@@ -134,13 +121,13 @@ def _claim_statement():
     return select(claimed).add_cte(started).order_by(claimed.c.created_at, claimed.c.id)
 
 
-CLAIM = _claim_statement()
+CLAIMS = {lane: _claim_statement(lane) for lane in LANES}
 
 
-def claim(connection: Connection, task_id: str, limit: int, lease: float) -> list[Row]:
-    """Claim a batch for the execution `task_id`, oldest first: one statement."""
-    return connection.execute(CLAIM, {"task_id": task_id, "limit": limit, "lease": timedelta(seconds=lease),
-                                      "since": due.floor.since(connection)}).all()
+def claim(connection: Connection, task_id: str, limit: int, lease: float, lane: str) -> list[Row]:
+    """Claim a batch of `lane` for the execution `task_id`, oldest first: one statement."""
+    return connection.execute(CLAIMS[lane], {"task_id": task_id, "limit": limit, "lease": timedelta(seconds=lease),
+                                             "since": due.floor.since(connection)}).all()
 
 
 # ---- changes of many jobs ----------------------------------------------------------------------
@@ -356,7 +343,7 @@ def submit(connection: Connection, customer_id: int, items: list[dict] | None, i
 # served at (the earliest due import line, or now) plus its index times this step. That position is
 # a waiting job's `next_run_at`, so never below the due floor (`models.due`). Imports then
 # interleave by that time, like flows in fair queuing: a new import's first lines are due beside a
-# running import's next ones instead of behind its last one (see `_claim_statement`).
+# running import's next ones instead of behind its last one (the imports lane claims oldest first).
 IMPORT_STEP = timedelta(microseconds=1)
 
 
@@ -414,7 +401,7 @@ def _submit_many_statement():
     new_import = (insert(imports).values(id=bindparam("import_id"), customer_id=bindparam("import_customer_id"),
                                          lines=bindparam("lines")).returning(imports.c.id).cte("new_import"))
     served = (select(func.min(jobs.c.next_run_at))
-              .where(jobs.c.import_id.is_not(None), due.WAITING_UNFINISHED, jobs.c.next_run_at.between(due.SINCE, now))
+              .where(in_lane(IMPORTS), due.WAITING_UNFINISHED, jobs.c.next_run_at.between(due.SINCE, now))
               .scalar_subquery())
     position = func.coalesce(served, now)
     rows = (select(given.c.id, given.c.customer_id, literal(KIND_PLACE), literal(QUEUED),

@@ -1,5 +1,5 @@
-"""The order task: thin, like a view. One execution claims a batch of due jobs and hands it to
-placement; the task owns delivery, wake-ups, retries of its own and reporting.
+"""The order task: thin, like a view. One execution claims a batch of its lane's due jobs (single
+orders, or imports' lines: `models.jobs.SINGLES`) and hands it to placement; the task owns delivery, wake-ups, retries of its own and reporting.
 
 Flower shows each execution as one `orders.place` task: while it runs, its
 state is the batch's step (TAKING_STOCK, ...); its result names every job it
@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 
+from models.jobs import LANES, SINGLES
 from observability import logs, metrics, tracing
 from placement.batch import place
 from tasks import app
@@ -25,13 +26,16 @@ WORK_SECONDS = 10.0
 
 
 @app.task(bind=True, name=PLACE_ORDERS, max_retries=None, resultrepr_maxsize=65536)
-def place_orders(self, *_earlier) -> dict[str, str]:
-    """Place the jobs that are due, batch after batch, until none is; schedule wake-ups for those
-    that retry. The result names every job placed, with its status.
+def place_orders(self, *_earlier, lane: str = SINGLES) -> dict[str, str]:
+    """Place the jobs of `lane` that are due, batch after batch, until none is; schedule wake-ups for
+    those that retry. The result names every job placed, with its status.
 
-    Takes no arguments: a wake-up names no job (`_earlier` swallows the job id of a
-    message published by an earlier version).
+    A wake-up names its lane and no job (`_earlier` swallows the job id of a message
+    published by an earlier version, which knew one lane: single orders').
     """
+    if lane not in LANES:  # a message no version of ours sent: retrying it would never help
+        log.error("wake-up for an unknown lane %r dropped", lane)
+        return {}
     runtime = get_runtime()
 
     def report_step(step: str) -> None:
@@ -47,26 +51,26 @@ def place_orders(self, *_earlier) -> dict[str, str]:
     def claimed(batch) -> None:
         spans.claimed(batch)
         if len(batch) >= runtime.limits.batch_size:
-            wake_another()  # there may be more due jobs: let another execution take them meanwhile
+            wake_another(lane)  # there may be more due jobs: let another execution take them meanwhile
 
     outcomes, stop_at, flag_up = {}, time.monotonic() + WORK_SECONDS, True
     try:
         with runtime.placement(on_step=report_step) as ctx:
             ctx.on_claimed = claimed
             while True:
-                placed = place(ctx, self.request.id, runtime.limits, runtime.policy)
+                placed = place(ctx, self.request.id, runtime.limits, runtime.policy, lane)
                 _report(placed, spans)
                 outcomes.update(placed)
                 if placed:
-                    busy()
+                    busy(lane)
                     flag_up = True
                     if time.monotonic() > stop_at:
-                        wake_another()
+                        wake_another(lane)
                         break
                 elif flag_up:
                     # Nothing due: take the flag down, then claim once more, for jobs whose
                     # submissions saw the flag up and woke nobody.
-                    idle()
+                    idle(lane)
                     flag_up = False
                 else:
                     break
@@ -78,7 +82,7 @@ def place_orders(self, *_earlier) -> dict[str, str]:
         raise self.retry(countdown=delay, exc=exc) from None
     finally:
         spans.close()
-    wake_after(outcome.retry_in for outcome in outcomes.values() if outcome.retry_in is not None)
+    wake_after((outcome.retry_in for outcome in outcomes.values() if outcome.retry_in is not None), lane)
     return {str(job_id): outcome.status for job_id, outcome in outcomes.items()}
 
 

@@ -5,9 +5,9 @@ broker was down, a worker killed holding a message Redis only hands out again
 after the visibility timeout). PostgreSQL knows every job that is due: a queued
 or retrying job due for longer than the dispatch deadline, or a claimed job
 (processing, or completed with its cart to close) whose execution's lease ran
-out. Since an execution claims whatever is due, batch after batch, and wakes
-another when a batch is full, the sweeper needs no job ids: one wake-up when
-anything is overdue. Every worker runs this loop; an advisory lock lets one
+out. Since an execution claims whatever is due in its lane, batch after batch,
+and wakes another when a batch is full, the sweeper needs no job ids: one
+wake-up for each lane with anything overdue. Every worker runs this loop; an advisory lock lets one
 sweep at a time.
 
 `repair_floor` keeps the due floor true (`models.due`): every `REPAIR_EVERY`
@@ -23,7 +23,7 @@ from sqlalchemy import Interval, bindparam, func, or_, select, update
 
 from models import due
 from models.db import Database
-from models.jobs import PROCESSING, QUEUED, RETRYING, Job
+from models.jobs import IMPORTS, PROCESSING, QUEUED, RETRYING, SINGLES, Job, in_lane
 from models.locks import SWEEPER_LOCK_KEY, TRY_LOCK
 from models.webhooks import PENDING, WebhookDelivery
 from tasks.dispatch import enqueue_deliveries, wake_another
@@ -39,15 +39,16 @@ REPAIR_EVERY = 12
 _NOW = func.now()
 _LATE = _NOW - bindparam("dispatch_deadline", type_=Interval)
 
-# How many jobs are overdue (at most BATCH: one wake-up is all they need): queued or retrying and due
-# for longer than the dispatch deadline, or claimed (processing, or completed with the cart to close)
-# with their execution's lease run out. Scanned from the due floor.
-_OVERDUE_JOBS = select(func.count()).select_from(
-    select(Job.id).where(Job.next_run_at >= due.SINCE, or_(
-        Job.status.in_((QUEUED, RETRYING)) & (Job.next_run_at < _LATE),
-        (Job.status == PROCESSING) & (Job.next_run_at < _NOW),
-        due.WAITING_CART & (Job.next_run_at < _NOW),
-    )).limit(BATCH).subquery())
+# How many jobs are overdue in each lane (at most BATCH: one wake-up is all they need): queued or
+# retrying and due for longer than the dispatch deadline, or claimed (processing, or completed with
+# the cart to close) with their execution's lease run out. Scanned from the due floor.
+_overdue = select(in_lane(IMPORTS).label("imported")).where(Job.next_run_at >= due.SINCE, or_(
+    Job.status.in_((QUEUED, RETRYING)) & (Job.next_run_at < _LATE),
+    (Job.status == PROCESSING) & (Job.next_run_at < _NOW),
+    due.WAITING_CART & (Job.next_run_at < _NOW),
+)).limit(BATCH).subquery()
+_OVERDUE_JOBS = select(func.count().filter(~_overdue.c.imported).label(SINGLES),
+                       func.count().filter(_overdue.c.imported).label(IMPORTS))
 
 # Pending deliveries due for longer than the dispatch deadline and not being sent: their wake-up was
 # lost (or never published). Marked due now, so they are swept again only if this wake-up is lost too.
@@ -71,8 +72,9 @@ def sweep(db: Database, dispatch_deadline: float) -> int:
             return 0
         since = due.floor.since(connection)
         params = {"dispatch_deadline": timedelta(seconds=dispatch_deadline), "since": since}
-        overdue = connection.execute(_OVERDUE_JOBS, params).scalar()
-        woken = int(wake_another()) if overdue else 0
+        by_lane = connection.execute(_OVERDUE_JOBS, params).one()._mapping
+        overdue = sum(by_lane.values())
+        woken = sum(wake_another(lane) for lane, count in by_lane.items() if count)
         # One statement, committed on its own (AUTOCOMMIT) before the deliveries' wake-ups go out.
         deliveries = enqueue_deliveries(connection.execute(_OVERDUE_DELIVERIES, params).scalars().all())
     if overdue or deliveries:

@@ -89,7 +89,7 @@ def redispatch(older_than):
         stuck = _stuck(session, older_than)
         for job in stuck:
             job.next_run_at = func.now()
-    sent = int(wake_another()) if stuck else 0
+    sent = sum(wake_another(lane) for lane in {job.lane for job in stuck})
     click.echo(f"{len(stuck)} stuck job(s) due again; published {sent} wake-up(s)")
 
 

@@ -16,7 +16,7 @@ from flask_smorest import abort
 from sqlalchemy import bindparam, func, select
 
 from models.imports import Import
-from models.jobs import QUEUED, STATUSES, UNFINISHED, Job
+from models.jobs import IMPORTS, QUEUED, STATUSES, UNFINISHED, Job
 from observability import metrics
 from placement.jobs import Line, submit_many
 from settings import Settings
@@ -119,7 +119,7 @@ def make_blueprint(settings: Settings, submissions: Submissions) -> PagedBluepri
                       errors=_lines(result.conflicts, "idempotency_key", "already used with a different order"))
             db.commit()
             if result.created:
-                wake()
+                wake(IMPORTS)
                 metrics.jobs_accepted.inc(result.created)
             return ({"import_id": result.import_id, "lines": len(lines), "jobs": result.jobs}, 202,
                     {"Location": f"/imports/{result.import_id}"})

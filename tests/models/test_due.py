@@ -8,7 +8,7 @@ from sqlalchemy import create_engine, insert, select, text, update
 
 from devstack import stack
 from models import due
-from models.jobs import CART_NOT_NEEDED, COMPLETED, QUEUED, SOURCE_BODY, Job
+from models.jobs import CART_NOT_NEEDED, COMPLETED, QUEUED, SINGLES, SOURCE_BODY, Job
 from placement import jobs
 from tasks.sweeper import repair_floor
 from models.db import Database
@@ -45,7 +45,7 @@ def submit(connection, count: int, due_in=timedelta(0)) -> list[uuid.UUID]:
 
 def claim_buffers(connection, since) -> int:
     """Shared buffers the claim statement reads (EXPLAIN ANALYZE, BUFFERS), its changes rolled back."""
-    compiled = jobs.CLAIM.params(task_id="explain", limit=32, lease=timedelta(seconds=30), since=since).compile(
+    compiled = jobs.CLAIMS[SINGLES].params(task_id="explain", limit=32, lease=timedelta(seconds=30), since=since).compile(
         dialect=connection.dialect).construct_expanded_state()
     with connection.engine.connect() as explaining:
         explaining = explaining.execution_options(isolation_level="READ COMMITTED")
@@ -63,7 +63,7 @@ def finish_under_held_snapshot(engine, connection, count: int) -> None:
     holder = engine.connect()
     holder.execute(text("BEGIN ISOLATION LEVEL REPEATABLE READ"))
     holder.execute(text("SELECT count(*) FROM jobs"))
-    while claimed := jobs.claim(connection, "churn", 500, -3600.0):
+    while claimed := jobs.claim(connection, "churn", 500, -3600.0, SINGLES):
         connection.execute(update(Job).where(Job.id.in_([job.id for job in claimed])).values(status=COMPLETED))
         connection.execute(text("SELECT pg_advisory_unlock_all()"))
     return holder
@@ -97,7 +97,7 @@ def test_the_floor_never_passes_a_waiting_job(connection):
     since = floor.since(connection)
     oldest_waiting = connection.scalar(select(Job.next_run_at).where(Job.id == waiting[2]))
     assert since <= oldest_waiting
-    assert [job.id for job in jobs.claim(connection, "t", 10, 30.0)] == [waiting[2]]
+    assert [job.id for job in jobs.claim(connection, "t", 10, 30.0, SINGLES)] == [waiting[2]]
 
 
 def test_a_job_committed_below_the_floor_is_moved_up_by_the_sweeper_and_claimed(engine, database_url, connection):
@@ -105,10 +105,10 @@ def test_a_job_committed_below_the_floor_is_moved_up_by_the_sweeper_and_claimed(
     due.floor.since(connection)
     due.floor._read_at = float("-inf")  # read it again at the next scan
     late = submit(connection, 1, due_in=-2 * due.SLACK)  # as a submission whose commit took that long
-    assert jobs.claim(connection, "t", 10, 30.0) and not jobs.claim(connection, "t2", 10, 30.0)
+    assert jobs.claim(connection, "t", 10, 30.0, SINGLES) and not jobs.claim(connection, "t2", 10, 30.0, SINGLES)
     database = Database(database_url)
     try:
         repair_floor(database)
     finally:
         database.dispose()
-    assert [job.id for job in jobs.claim(connection, "t3", 10, 30.0)] == late
+    assert [job.id for job in jobs.claim(connection, "t3", 10, 30.0, SINGLES)] == late

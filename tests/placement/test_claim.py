@@ -1,5 +1,6 @@
-"""The claim's fairness on the real PostgreSQL: single orders and imports' lines are taken in turn, and a
-new import's lines interleave with a running import's instead of waiting behind them."""
+"""The claim's fairness on the real PostgreSQL: single orders and imports' lines are claimed in lanes of
+their own, imports' lines at most a bounded number of batches at once, and a new import's lines
+interleave with a running import's instead of waiting behind them."""
 import uuid
 
 import pytest
@@ -7,7 +8,8 @@ from sqlalchemy import create_engine, text
 
 import migrations
 from models.db import Database
-from placement.jobs import Line, claim, submit, submit_many
+from models.jobs import IMPORTS, SINGLES
+from placement.jobs import IMPORT_BATCHES_IN_FLIGHT, Line, claim, submit, submit_many
 
 
 @pytest.fixture(scope="module")
@@ -34,22 +36,21 @@ def _import(connection, lines: int) -> list[uuid.UUID]:
     return [job.job_id for job in imported.jobs]
 
 
-def _claimed(connection, limit: int, lease: float = 60) -> set[uuid.UUID]:
-    return {row.id for row in claim(connection, str(uuid.uuid4()), limit, lease=lease)}
+def _claimed(connection, limit: int, lane: str = IMPORTS, lease: float = 60) -> set[uuid.UUID]:
+    return {row.id for row in claim(connection, str(uuid.uuid4()), limit, lease=lease, lane=lane)}
 
 
 def _placed(connection, job_ids) -> None:
     connection.execute(text("UPDATE jobs SET status = 'completed' WHERE id = ANY(:ids)"), {"ids": list(job_ids)})
 
 
-def test_single_orders_and_import_lines_are_claimed_in_turn(connection):
+def test_each_lane_claims_only_its_own_jobs(connection):
     lines = _import(connection, 6)
     singles = [submit(connection, 2, None, None).job.id for _ in range(3)]  # submitted after the import
 
-    first, second = _claimed(connection, 4), _claimed(connection, 4)
-
-    assert first == {singles[0], singles[1], lines[0], lines[1]}  # half the batch each, though the import came first
-    assert second == {singles[2], lines[2], lines[3], lines[4]}  # the rest of the batch goes to whoever waits
+    assert _claimed(connection, 4, SINGLES) == set(singles)  # though the import came first
+    assert _claimed(connection, 4, IMPORTS) == set(lines[:4])
+    assert _claimed(connection, 4, SINGLES) == set()
 
 
 def test_a_new_import_interleaves_with_a_running_one(connection):
@@ -64,14 +65,15 @@ def test_a_new_import_interleaves_with_a_running_one(connection):
     assert _claimed(connection, 4) == {running[5], running[6], new[2], new[3]}
 
 
-def test_import_lines_being_placed_are_at_most_four_batches(connection):
-    lines = _import(connection, 30)
-    _claimed(connection, 4, lease=0)  # lines 0-3, by an execution that died: they do not count
+def test_import_lines_being_placed_are_a_bounded_number_of_batches(connection):
+    batch, bound = 4, IMPORT_BATCHES_IN_FLIGHT * 4
+    lines = _import(connection, 4 + bound + 8)
+    _claimed(connection, batch, lease=0)  # lines 0-3, by an execution that died: they do not count
 
-    claims = [_claimed(connection, 4) for _ in range(5)]
+    claims = [_claimed(connection, batch) for _ in range(IMPORT_BATCHES_IN_FLIGHT + 1)]
 
-    assert set().union(*claims[:4]) == set(lines[4:20]) and claims[4] == set()  # 16 being placed: no more
+    assert set().union(*claims[:-1]) == set(lines[4:4 + bound]) and claims[-1] == set()  # no more
     singles = [submit(connection, 2, None, None).job.id for _ in range(2)]
-    assert _claimed(connection, 4) == set(singles)  # single orders still are
-    _placed(connection, claims[1])
-    assert _claimed(connection, 4) == set(lines[20:24])
+    assert _claimed(connection, batch, SINGLES) == set(singles)  # single orders still are
+    _placed(connection, claims[0])
+    assert _claimed(connection, batch) == set(lines[4 + bound:4 + bound + batch])

@@ -22,7 +22,7 @@ def die_before_saving(step):
 
 runtime = WorkerRuntime(get_settings())
 with runtime.placement(on_step=die_before_saving) as ctx:
-    batch.place(ctx, sys.argv[1], runtime.limits, runtime.policy)
+    batch.place(ctx, sys.argv[1], runtime.limits, runtime.policy, 'singles')
 """
 
 

@@ -1,4 +1,4 @@
-"""Loaded by the schemathesis runs of test_fuzz.py (SCHEMATHESIS_HOOKS): tells schemathesis that the
+"""Loaded by every schemathesis run of devstack.fuzz (SCHEMATHESIS_HOOKS): tells schemathesis that the
 callback URL's pattern implies `format: uri`, which it cannot tell on its own.
 
 For a string with both a `format` and a `pattern`, schemathesis' coverage phase looks for a value that

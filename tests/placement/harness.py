@@ -17,7 +17,6 @@ from peers import Carts, Catalog
 from placement.batch import Limits, place
 from placement.context import PlacementContext
 from placement.items import normalize
-from placement.jobs import Line, submit_many
 
 # How long an execution waits for products another holds before it gives up with `stock_busy`; the
 # worker's (WorkerRuntime: three peer timeouts) would make a test of that wait seconds.
@@ -41,13 +40,6 @@ class Placement:
             session.flush()
             return job.id
 
-    def submit_import(self, customer_id: int, orders: list[list[dict]]) -> list[uuid.UUID]:
-        """An import of these orders' items (its lines' jobs), as the API accepts it."""
-        with self.database.connection() as connection:
-            imported = submit_many(connection, [Line(customer_id, items) for items in orders])
-            connection.commit()
-        return [job.job_id for job in imported.jobs]
-
     def cancel(self, order_id: int) -> uuid.UUID:
         """A job cancelling the order, as the API accepts it."""
         with self.database.transaction() as session:
@@ -59,11 +51,11 @@ class Placement:
             return job.id
 
     def place(self, task_id: str | None = None, *, on_step: Callable[[str], None] | None = None,
-              impatient: bool = False, lane: str = SINGLES):
-        """One execution of `lane`: claim what is due and place it; the outcomes by job. `impatient`:
-        it waits for a product another holds only briefly (IMPATIENT_LOCK_TIMEOUT)."""
+              impatient: bool = False):
+        """One execution: claim what is due and place it; the outcomes by job. `impatient`: it waits
+        for a product another holds only briefly (IMPATIENT_LOCK_TIMEOUT)."""
         with self.context(on_step, impatient) as ctx:
-            return place(ctx, task_id or str(uuid.uuid4()), self.limits, self.policy, lane)
+            return place(ctx, task_id or str(uuid.uuid4()), self.limits, self.policy, SINGLES)
 
     def place_while_due(self, on_step: Callable[[str], None] | None = None) -> dict:
         """Executions one after another until none finds a job due (a job giving back what it took

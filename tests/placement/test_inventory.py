@@ -6,8 +6,7 @@ import requests
 
 from models.inventory import APPLIED, InventoryMove, StockWrite
 from models.jobs import Job
-from models.jobs import IMPORTS
-from models.locks import IMPORTS_TURN_KEY, TRY_LOCK, UNLOCK_EVERYTHING, product_key
+from models.locks import TRY_LOCK, UNLOCK_EVERYTHING, product_key
 from models.orders import Order
 from tests.placement.harness import stop_at
 
@@ -172,22 +171,6 @@ def test_a_batch_that_cannot_get_its_products_in_time_waits_its_turn_and_holds_n
     assert placement.place()[job_id].status == "completed"
     assert peers.product(80)["quantity"] == peers.product(81)["quantity"] == 999
     assert placement.ordered(job_id) == {80: 1, 81: 1}
-    placement.assert_settled()
-
-
-def test_an_import_batch_waits_for_the_imports_turn_and_a_single_orders_batch_does_not(placement, peers):
-    single = placement.submit(1, [{"product_id": 85, "quantity": 1}])
-    [line] = placement.submit_import(2, [[{"product_id": 85, "quantity": 2}]])
-    with placement.database.engine.connect() as other:
-        assert other.execute(TRY_LOCK, {"key": IMPORTS_TURN_KEY}).scalar()  # another import batch has the turn
-
-        assert placement.place(impatient=True, lane=IMPORTS)[line].code == "stock_busy"
-        assert placement.place(impatient=True)[single].status == "completed"  # the products themselves are free
-        other.execute(UNLOCK_EVERYTHING)
-        other.commit()
-    placement.due_now(line)
-    assert placement.place(lane=IMPORTS)[line].status == "completed"
-    assert peers.product(85)["quantity"] == 1000 - 3
     placement.assert_settled()
 
 

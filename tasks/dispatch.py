@@ -6,8 +6,9 @@ one wake-up serves any number of jobs; a wake-up names its lane, nothing else. A
 burst of submissions is coalesced by a short-lived flag per lane in Redis that
 says "an execution of this lane is on its way or at work": a submission
 publishes only when it sets the flag (SET NX). A working execution keeps the
-flag up and claims again after each batch; when a claim finds nothing it takes
-the flag down and claims once more, so a job committed before that (whose
+flag up and claims again after each batch (unless its claim was a quiet one:
+`tasks.orders.QUIET_CLAIM`); when a claim finds nothing it takes the flag down
+and claims once more, so a job committed before that (whose
 submission saw the flag and published nothing) is still claimed, and a job
 committed after it sets the flag again and wakes another execution. The flag
 expires on its own if its execution dies. When the flag's Redis cannot answer,

@@ -1,5 +1,6 @@
 """The order task: thin, like a view. One execution claims a batch of its lane's due jobs (single
-orders, or imports' lines: `models.jobs.SINGLES`) and hands it to placement; the task owns delivery, wake-ups, retries of its own and reporting.
+orders, or imports' lines: `models.jobs.SINGLES`) and hands it to placement; the task owns
+delivery, wake-ups, retries of its own and reporting.
 
 Flower shows each execution as one `orders.place` task: while it runs, its
 state is the batch's step (TAKING_STOCK, ...); its result names every job it

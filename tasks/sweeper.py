@@ -7,8 +7,8 @@ or retrying job due for longer than the dispatch deadline, or a claimed job
 (processing, or completed with its cart to close) whose execution's lease ran
 out. Since an execution claims whatever is due in its lane, batch after batch,
 and wakes another when a batch is full, the sweeper needs no job ids: one
-wake-up for each lane with anything overdue. Every worker runs this loop; an advisory lock lets one
-sweep at a time.
+wake-up for each lane with anything overdue. Every worker runs this loop; an
+advisory lock lets one sweep at a time.
 
 `repair_floor` keeps the due floor true (`models.due`): every `REPAIR_EVERY`
 sweeps it moves any waiting job found below the floor up to now (that scan walks

@@ -680,7 +680,7 @@ def bulk_intake(args) -> dict:
             warmed += lines * run_load("127.0.0.1", stack.api_port, factory, connections=connections,
                                        count=connections, expect=202).count(202)
         rounds = max(1, min(args.rounds, int(args.bulk_duration)))
-        runs, busy = {name: [] for name in sides}, {name: 0.0 for name in sides}
+        runs, busy, api = {name: [] for name in sides}, {name: 0.0 for name in sides}, {name: 0.0 for name in sides}
         for round_no in range(rounds):
             for name in (list(sides) if round_no % 2 == 0 else list(reversed(sides))):
                 factory, connections = sides[name]
@@ -688,6 +688,7 @@ def bulk_intake(args) -> dict:
                     runs[name].append(run_load("127.0.0.1", stack.api_port, factory, connections=connections,
                                                duration=args.bulk_duration / rounds, expect=202))
                 busy[name] += meter.result["machine_busy_seconds"]
+                api[name] += meter.result["cpu_seconds_by_role"].get("api", 0.0)
         jobs = stack.scalar("SELECT count(*) FROM jobs")
     reports = {}
     for name, lines in (("imports", args.import_lines), ("singles", 1)):
@@ -695,6 +696,7 @@ def bulk_intake(args) -> dict:
         orders = report["statuses"].get("202", 0) * lines
         report["accepted_orders_per_s"] = round(orders / report["seconds"], 1) if report["seconds"] else None
         report["machine_cpu_ms_per_order"] = round(busy[name] * 1000 / orders, 3) if orders else None
+        report["api_cpu_ms_per_request"] = round(api[name] * 1000 / report["statuses"]["202"], 2) if orders else None
         reports[name] = report
     ratio = (reports["imports"]["accepted_orders_per_s"] / reports["singles"]["accepted_orders_per_s"]
              if reports["singles"]["accepted_orders_per_s"] else None)

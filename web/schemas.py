@@ -8,6 +8,7 @@ from models.orders import ORDER_STATUSES
 from models.webhooks import DELIVERY_STATUSES, EVENT_TYPES
 from observability import tracing
 from placement.items import INT32_MAX
+from web.quick_load import QuickLoad
 from webhooks.urls import MAX_LENGTH as URL_MAX, URL_PATTERN, UnsafeUrl, check_destination, check_form, check_pattern
 
 _ID = validate.Range(min=1, max=INT32_MAX)
@@ -79,7 +80,8 @@ def _printable_key(key: str) -> None:
 
 def import_request_schema(order_schema: type[Schema], max_lines: int) -> type[Schema]:
     """The body of an import: up to `max_lines` orders, each a submission's body (`order_schema`) with
-    its customer and, optionally, an idempotency key."""
+    its customer and, optionally, an idempotency key. Loaded the quick way when it is well formed
+    (web.quick_load: an import's lines are most of the API's CPU for it)."""
 
     class ImportLineRequestSchema(order_schema):
         customer_id = fields.Integer(required=True, strict=True, validate=_ID)
@@ -87,7 +89,7 @@ def import_request_schema(order_schema: type[Schema], max_lines: int) -> type[Sc
             "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX, "pattern": IDEMPOTENCY_KEY_PATTERN,
             "description": "Same key and same order: that order's job. Same key, another order: 409."})
 
-    class ImportRequestSchema(Schema):
+    class ImportRequestSchema(QuickLoad):
         orders = fields.List(fields.Nested(ImportLineRequestSchema), required=True,
                              validate=validate.Length(min=1, max=max_lines))
 

@@ -11,7 +11,14 @@ deadlock), then:
    is repeated or lost; a write whose version has not moved may still be in
    flight, so it is fenced (the same quantity written back with If-Match on
    that version) and can never land later;
-2. reads each product once (that read is the stock check);
+2. reads each product once (that read is the stock check). The reads are
+   made before the locks are taken, so a hold lasts one catalog round trip
+   (the writes), not two: a single order that needs a product an import's
+   batch holds waits for that batch's writes only. A read taken before the
+   lock is used only if the product's latest write in the ledger is the same
+   once the lock is held (else another holder changed it since: read again,
+   under the lock) and the catalog gave an ETag; a change from outside the
+   service in between is caught by If-Match, as any other;
 3. allocates stock to the batch's jobs in arrival order, all or nothing per
    job: a job that does not fit takes nothing;
 4. writes each product once with the total (If-Match when the catalog gives an
@@ -93,10 +100,14 @@ _WRITE_COLUMNS = (writes.c.id, writes.c.product_id, writes.c.state, writes.c.qua
                   writes.c.quantity_after, writes.c.etag_before)
 _latest = (select(*_WRITE_COLUMNS).where(writes.c.product_id == _locked.c.product_id)
            .order_by(writes.c.id.desc()).limit(1).lateral("latest"))
+#
+# The first part is also each product's latest write in any state: what a read taken before the lock
+# is checked against (LATEST_WRITES, read before it).
 WRITES_TO_SETTLE = union(
-    select(_latest).select_from(_locked).join(_latest, true()).where(_latest.c.state == PENDING),
+    select(_latest).select_from(_locked).join(_latest, true()),
     select(*_WRITE_COLUMNS).where(writes.c.id.in_(bindparam("write_ids", expanding=True))),
 ).order_by("id")
+LATEST_WRITES = select(_latest.c.product_id, _latest.c.id, _latest.c.state).select_from(_locked).join(_latest, true())
 
 _NEW_WRITES = insert(writes).returning(writes.c.id, writes.c.product_id, sort_by_parameter_order=True)
 _SHARES = pg_insert(moves)
@@ -150,6 +161,8 @@ def apply(ctx: PlacementContext, wants: list[Want]) -> None:
                       | {product for (_, product, kind) in own if kind == TAKE})
     if not products:
         return
+    seen = {row.product_id: (row.id, row.state) for row in connection.execute(LATEST_WRITES, {"product_ids": products})}
+    early = dict(zip(products, ctx.gather([ctx.catalog.get_product(p) for p in products])))
     keys = [product_key(product) for product in products]
     try:
         connection.execute(LOCK_ALL, {"keys": keys})
@@ -165,7 +178,7 @@ def apply(ctx: PlacementContext, wants: list[Want]) -> None:
             want.refused = busy
         return
     try:
-        _apply_locked(ctx, wants, own, products, keys)
+        _apply_locked(ctx, wants, own, products, keys, _Read(seen, early))
     except BaseException:
         with suppress(Exception):  # a broken connection released them already; the first error counts
             connection.execute(UNLOCK_ALL, {"keys": keys})
@@ -173,11 +186,32 @@ def apply(ctx: PlacementContext, wants: list[Want]) -> None:
     connection.execute(UNLOCK_ALL, {"keys": keys})
 
 
-def _apply_locked(ctx, wants, own, products, keys) -> None:
+@dataclass(frozen=True)
+class _Read:
+    """The products as read before the locks were taken, and their latest writes (id, state) then."""
+
+    latest: dict[int, tuple[int, str]]
+    products: dict[int, Product | Exception]
+
+    def still_current(self, rows, products: list[int]) -> dict[int, Product | Exception]:
+        """Those of the products that no one wrote since (by the ledger's latest writes, `rows`),
+        with an ETag for If-Match to catch a change from outside the service."""
+        latest: dict[int, tuple[int, str]] = {}
+        for row in rows:  # a product's latest write has its highest id
+            if row.id > latest.get(row.product_id, (0, ""))[0]:
+                latest[row.product_id] = (row.id, row.state)
+        return {p: self.products[p] for p in products if latest.get(p) == self.latest.get(p)
+                and isinstance(self.products[p], Product) and self.products[p].etag}
+
+
+def _apply_locked(ctx, wants, own, products, keys, read: _Read) -> None:
     connection = ctx.connection
     riding = [move["write_id"] for move in own.values() if move["state"] == PENDING]
-    settle = connection.execute(WRITES_TO_SETTLE, {"product_ids": products, "write_ids": riding}).all()
-    current = dict(zip(products, ctx.gather([ctx.catalog.get_product(p) for p in products])))
+    rows = connection.execute(WRITES_TO_SETTLE, {"product_ids": products, "write_ids": riding}).all()
+    settle = [row for row in rows if row.state == PENDING or row.id in riding]
+    current = read.still_current(rows, products)
+    stale = [p for p in products if p not in current]
+    current.update(zip(stale, ctx.gather([ctx.catalog.get_product(p) for p in stale])))
     outcome, settled_now = {}, {}  # write id -> APPLIED / VOID: every write looked at, those settled here
     for write in settle:
         if write.state != PENDING:

@@ -2,7 +2,10 @@
 ledger that settles every write whose answer was lost (applied then answered 503, a worker that died
 with its PUT in flight, landed late with or without ETags) so that nothing is lost or doubled, fences,
 products another execution holds (`stock_busy`), and units given back."""
+import threading
+
 import requests
+from sqlalchemy import text
 
 from models.inventory import APPLIED, InventoryMove, StockWrite
 from models.jobs import Job
@@ -171,6 +174,57 @@ def test_a_batch_that_cannot_get_its_products_in_time_waits_its_turn_and_holds_n
     assert placement.place()[job_id].status == "completed"
     assert peers.product(80)["quantity"] == peers.product(81)["quantity"] == 999
     assert placement.ordered(job_id) == {80: 1, 81: 1}
+    placement.assert_settled()
+
+
+def _changed_while_waiting_for_the_lock(placement, peers, product_id: int, ledgered: bool):
+    """Place a job of 1 unit of the product while another connection holds its lock; once the batch
+    has read the product and waits for the lock, the product changes to 500 units: written by
+    another holder (`ledgered`: the write in the ledger, as placement writes it) or from outside
+    the service. The job's outcome once the lock is let go."""
+    job_id = placement.submit(1, [{"product_id": product_id, "quantity": 1}])
+    outcomes = {}
+    with placement.database.engine.connect() as other:
+        assert other.execute(TRY_LOCK, {"key": product_key(product_id)}).scalar()
+        other.commit()
+        placing = threading.Thread(target=lambda: outcomes.update(placement.place()))
+        placing.start()
+        while not other.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                                     )).scalar():
+            other.commit()
+        assert peers.stats()["requests"]["get_product"] == 1  # read before the lock
+        product = requests.get(f"{peers.url}/products/{product_id}", timeout=5)
+        changed = requests.put(product.url, json={**product.json(), "quantity": 500},
+                               headers={"If-Match": product.headers["ETag"]}, timeout=5)
+        assert changed.status_code == 200
+        if ledgered:
+            with placement.database.transaction() as session:
+                session.add(StockWrite(product_id=product_id, state=APPLIED, quantity_before=1000, quantity_after=500,
+                                       etag_before=product.headers["ETag"]))
+        other.execute(UNLOCK_EVERYTHING)
+        other.commit()
+        placing.join()
+    return job_id, outcomes[job_id]
+
+
+def test_a_product_another_holder_wrote_while_the_batch_waited_for_its_lock_is_read_again(placement, peers):
+    job_id, outcome = _changed_while_waiting_for_the_lock(placement, peers, 70, ledgered=True)
+
+    assert outcome.status == "completed" and placement.ordered(job_id) == {70: 1}
+    assert peers.product(70)["quantity"] == 499
+    assert peers.stats()["requests"]["get_product"] == 3  # before the lock, the change's, again under it
+    placement.assert_settled()
+
+
+def test_a_product_changed_from_outside_while_the_batch_waited_for_its_lock_is_not_overwritten(placement, peers):
+    job_id, outcome = _changed_while_waiting_for_the_lock(placement, peers, 71, ledgered=False)
+
+    # The ledger cannot tell: the read before the lock is used, and If-Match refuses the write.
+    assert outcome.status == "retrying" and outcome.code == "peer_unavailable"
+    assert peers.product(71)["quantity"] == 500
+    placement.due_now(job_id)
+    assert placement.place()[job_id].status == "completed"
+    assert peers.product(71)["quantity"] == 499
     placement.assert_settled()
 
 

@@ -14,11 +14,13 @@ deadlock), then:
 2. reads each product once (that read is the stock check). The reads are
    made before the locks are taken, so a hold lasts one catalog round trip
    (the writes), not two: a single order that needs a product an import's
-   batch holds waits for that batch's writes only. A read taken before the
-   lock is used only if the product's latest write in the ledger is the same
-   once the lock is held (else another holder changed it since: read again,
-   under the lock) and the catalog gave an ETag; a change from outside the
-   service in between is caught by If-Match, as any other;
+   batch holds waits for that batch's writes only. Once the lock is held, the
+   ledger's latest write on the product tells whether that read still stands:
+   no write since, it does; one applied write since, based on that very
+   version, the product is that write's result (its quantity and the ETag its
+   PUT was answered with); anything else, or no ETag, and the product is read
+   again under the lock. A change from outside the service in between is
+   caught by If-Match, as any other;
 3. allocates stock to the batch's jobs in arrival order, all or nothing per
    job: a job that does not fit takes nothing;
 4. writes each product once with the total (If-Match when the catalog gives an
@@ -36,7 +38,7 @@ from collections import defaultdict
 from contextlib import suppress
 from dataclasses import dataclass, field
 
-from sqlalchemy import Integer, bindparam, func, insert, select, true, union, update
+from sqlalchemy import Integer, String, bindparam, func, insert, select, true, union, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import OperationalError
@@ -97,7 +99,7 @@ OWN_MOVES = select(moves.c.job_id, moves.c.product_id, moves.c.kind, moves.c.qua
 _locked = (func.unnest(bindparam("product_ids", type_=ARRAY(Integer))).table_valued("product_id")
            .render_derived(name="locked"))
 _WRITE_COLUMNS = (writes.c.id, writes.c.product_id, writes.c.state, writes.c.quantity_before,
-                  writes.c.quantity_after, writes.c.etag_before)
+                  writes.c.quantity_after, writes.c.etag_before, writes.c.etag_after)
 _latest = (select(*_WRITE_COLUMNS).where(writes.c.product_id == _locked.c.product_id)
            .order_by(writes.c.id.desc()).limit(1).lateral("latest"))
 #
@@ -118,10 +120,13 @@ _SHARES = _SHARES.on_conflict_do_update(
 
 
 def _mark_writes():
-    """Record how writes ended, in one statement: the writes :write_ids :state, and the moves that
-    rode on them :move_state (applied with an applied write, planned again with a void one)."""
-    ended = (update(writes).where(writes.c.id == func.any(bindparam("write_ids", type_=ARRAY(Integer))))
-             .values(state=bindparam("state"), updated_at=func.now())
+    """Record how writes ended, in one statement: the writes :write_ids :state, each with the ETag
+    its PUT was answered with (:etags, in the same order), and the moves that rode on them
+    :move_state (applied with an applied write, planned again with a void one)."""
+    given = (func.unnest(bindparam("write_ids", type_=ARRAY(Integer)), bindparam("etags", type_=ARRAY(String())))
+             .table_valued("id", "etag").render_derived(name="given"))
+    ended = (update(writes).where(writes.c.id == given.c.id)
+             .values(state=bindparam("state"), etag_after=given.c.etag, updated_at=func.now())
              .returning(writes.c.id).cte("ended"))
     moved = (update(moves).where(moves.c.write_id.in_(select(ended.c.id)))
              .values(state=bindparam("move_state"), updated_at=func.now()).returning(moves.c.id).cte("moved"))
@@ -193,15 +198,26 @@ class _Read:
     latest: dict[int, tuple[int, str]]
     products: dict[int, Product | Exception]
 
-    def still_current(self, rows, products: list[int]) -> dict[int, Product | Exception]:
-        """Those of the products that no one wrote since (by the ledger's latest writes, `rows`),
-        with an ETag for If-Match to catch a change from outside the service."""
-        latest: dict[int, tuple[int, str]] = {}
+    def still_current(self, rows, products: list[int]) -> dict[int, Product]:
+        """The products as they are now, where the ledger's latest writes (`rows`) tell, with an ETag
+        for If-Match to catch a change from outside the service: as read, if no one wrote them since;
+        as written, if one write did since (applied, answered with an ETag, and based on the very
+        version read: the product is that read with the write's quantity). The rest must be read."""
+        latest = {}
         for row in rows:  # a product's latest write has its highest id
-            if row.id > latest.get(row.product_id, (0, ""))[0]:
-                latest[row.product_id] = (row.id, row.state)
-        return {p: self.products[p] for p in products if latest.get(p) == self.latest.get(p)
-                and isinstance(self.products[p], Product) and self.products[p].etag}
+            if row.id > getattr(latest.get(row.product_id), "id", 0):
+                latest[row.product_id] = row
+        known = {}
+        for p in products:
+            read, write = self.products[p], latest.get(p)
+            if not (isinstance(read, Product) and read.etag):
+                continue
+            if ((write.id, write.state) if write else None) == self.latest.get(p):
+                known[p] = read
+            elif write and write.state == APPLIED and write.etag_after and write.etag_before == read.etag:
+                known[p] = Product(p, write.quantity_after, write.etag_after,
+                                   {**read.body, "quantity": write.quantity_after})
+        return known
 
 
 def _apply_locked(ctx, wants, own, products, keys, read: _Read) -> None:
@@ -311,12 +327,12 @@ def _write(ctx, shares: dict[int, list[_Share]], current: dict, keys: list[int])
         {"product_id": p, "state": PENDING, "quantity_before": current[p].quantity, "quantity_after": targets[p],
          "etag_before": current[p].etag} for p in planned], shares)
 
-    failed_writes, ended = {}, {}
+    failed_writes, ended, etags = {}, {}, {}
     puts = ctx.gather([ctx.catalog.set_quantity(current[p], targets[p]) for p in planned])
     for product_id, answer in zip(planned, puts):
         write_id = write_ids[product_id]
         if isinstance(answer, Product):
-            ended[write_id] = APPLIED
+            ended[write_id], etags[write_id] = APPLIED, answer.etag
             continue
         if isinstance(answer, (PreconditionFailed, NotFound)):
             ended[write_id] = VOID  # refused: nothing changed
@@ -334,7 +350,7 @@ def _write(ctx, shares: dict[int, list[_Share]], current: dict, keys: list[int])
                 failed_writes[product_id] = waits(TransientPeerError.code,
                                                   f"the write of product {product_id} did not land",
                                                   {"peer": "catalog", "status": None})
-    _mark(ctx.connection, ended)
+    _mark(ctx.connection, ended, etags)
     return failed_writes
 
 
@@ -372,12 +388,14 @@ def _settle_now(ctx, write_id, product_id, before: Product, target: int) -> bool
     return landed
 
 
-def _mark(connection, ended: dict[int, str]) -> None:
-    """Record how writes ended, in one statement per outcome."""
+def _mark(connection, ended: dict[int, str], etags: dict[int, str | None] | None = None) -> None:
+    """Record how writes ended (and the ETags their PUTs were answered with), in one statement per
+    outcome."""
     for state, move_state in ((APPLIED, APPLIED), (VOID, PLANNED)):
         ids = [write_id for write_id, outcome in ended.items() if outcome == state]
         if ids:
-            connection.execute(MARK_WRITES, {"write_ids": ids, "state": state, "move_state": move_state})
+            connection.execute(MARK_WRITES, {"write_ids": ids, "etags": [(etags or {}).get(i) for i in ids],
+                                             "state": state, "move_state": move_state})
 
 
 def _settle(ctx: PlacementContext, write, product: Product) -> tuple[bool, Product]:

@@ -28,6 +28,9 @@ def test_a_batch_reads_and_writes_each_product_once_for_all_its_jobs(placement, 
     assert peers.product(6)["quantity"] == 1000 - sum(range(1, 11))
     assert [(w.product_id, w.quantity_before, w.quantity_after, w.state) for w in placement.writes()] == [
         (5, 1000, 990, APPLIED), (6, 1000, 1000 - sum(range(1, 11)), APPLIED)]
+    # each write keeps the ETag its PUT was answered with: the product's version now
+    assert [w.etag_after for w in placement.writes()] == [
+        requests.get(f"{peers.url}/products/{p}", timeout=5).headers["ETag"] for p in (5, 6)]
     assert placement.count(InventoryMove, InventoryMove.state == APPLIED) == 20
     assert placement.count(Order) == 10
     placement.assert_settled()
@@ -177,11 +180,14 @@ def test_a_batch_that_cannot_get_its_products_in_time_waits_its_turn_and_holds_n
     placement.assert_settled()
 
 
-def _changed_while_waiting_for_the_lock(placement, peers, product_id: int, ledgered: bool):
+def _changed_while_waiting_for_the_lock(placement, peers, product_id: int, ledgered: bool, answered: bool = True,
+                                        repriced_first: bool = False):
     """Place a job of 1 unit of the product while another connection holds its lock; once the batch
     has read the product and waits for the lock, the product changes to 500 units: written by
-    another holder (`ledgered`: the write in the ledger, as placement writes it) or from outside
-    the service. The job's outcome once the lock is let go."""
+    another holder (`ledgered`: the write in the ledger, as placement writes it; `answered`: with
+    the ETag its PUT was answered with, else as a write applied by read-back) or from outside the
+    service; `repriced_first`: its price changed from outside before that. The job's outcome once
+    the lock is let go."""
     job_id = placement.submit(1, [{"product_id": product_id, "quantity": 1}])
     outcomes = {}
     with placement.database.engine.connect() as other:
@@ -193,6 +199,10 @@ def _changed_while_waiting_for_the_lock(placement, peers, product_id: int, ledge
                                      )).scalar():
             other.commit()
         assert peers.stats()["requests"]["get_product"] == 1  # read before the lock
+        if repriced_first:
+            product = requests.get(f"{peers.url}/products/{product_id}", timeout=5)
+            assert requests.put(product.url, json={**product.json(), "price": 99.5},
+                                headers={"If-Match": product.headers["ETag"]}, timeout=5).status_code == 200
         product = requests.get(f"{peers.url}/products/{product_id}", timeout=5)
         changed = requests.put(product.url, json={**product.json(), "quantity": 500},
                                headers={"If-Match": product.headers["ETag"]}, timeout=5)
@@ -200,18 +210,39 @@ def _changed_while_waiting_for_the_lock(placement, peers, product_id: int, ledge
         if ledgered:
             with placement.database.transaction() as session:
                 session.add(StockWrite(product_id=product_id, state=APPLIED, quantity_before=1000, quantity_after=500,
-                                       etag_before=product.headers["ETag"]))
+                                       etag_before=product.headers["ETag"],
+                                       etag_after=changed.headers["ETag"] if answered else None))
         other.execute(UNLOCK_EVERYTHING)
         other.commit()
         placing.join()
     return job_id, outcomes[job_id]
 
 
-def test_a_product_another_holder_wrote_while_the_batch_waited_for_its_lock_is_read_again(placement, peers):
+def test_a_product_another_holder_wrote_while_the_batch_waited_for_its_lock_is_known_from_that_write(
+        placement, peers):
     job_id, outcome = _changed_while_waiting_for_the_lock(placement, peers, 70, ledgered=True)
 
     assert outcome.status == "completed" and placement.ordered(job_id) == {70: 1}
     assert peers.product(70)["quantity"] == 499
+    assert peers.stats()["requests"]["get_product"] == 2  # before the lock, and the change's own: not again
+    placement.assert_settled()
+
+
+def test_a_product_repriced_from_outside_before_another_holders_write_is_read_again_and_keeps_its_price(
+        placement, peers):
+    job_id, outcome = _changed_while_waiting_for_the_lock(placement, peers, 73, ledgered=True, repriced_first=True)
+
+    assert outcome.status == "completed" and placement.ordered(job_id) == {73: 1}
+    # that write was not based on the version the batch read: its body could not stand for the product
+    assert peers.product(73)["quantity"] == 499 and peers.product(73)["price"] == 99.5
+    placement.assert_settled()
+
+
+def test_a_product_written_since_with_no_etag_on_record_is_read_again_under_the_lock(placement, peers):
+    job_id, outcome = _changed_while_waiting_for_the_lock(placement, peers, 72, ledgered=True, answered=False)
+
+    assert outcome.status == "completed" and placement.ordered(job_id) == {72: 1}
+    assert peers.product(72)["quantity"] == 499
     assert peers.stats()["requests"]["get_product"] == 3  # before the lock, the change's, again under it
     placement.assert_settled()
 

@@ -200,9 +200,10 @@ class _Read:
 
     def still_current(self, rows, products: list[int]) -> dict[int, Product]:
         """The products as they are now, where the ledger's latest writes (`rows`) tell, with an ETag
-        for If-Match to catch a change from outside the service: as read, if no one wrote them since;
-        as written, if one write did since (applied, answered with an ETag, and based on the very
-        version read: the product is that read with the write's quantity). The rest must be read."""
+        for If-Match to catch a change from outside the service: as read, if no one wrote them since
+        (or the read already shows the latest write's result); as written, if one write did since
+        (applied, answered with an ETag, and based on the very version read: the product is that
+        read with the write's quantity). The rest must be read."""
         latest = {}
         for row in rows:  # a product's latest write has its highest id
             if row.id > getattr(latest.get(row.product_id), "id", 0):
@@ -212,8 +213,9 @@ class _Read:
             read, write = self.products[p], latest.get(p)
             if not (isinstance(read, Product) and read.etag):
                 continue
-            if ((write.id, write.state) if write else None) == self.latest.get(p):
-                known[p] = read
+            if ((write.id, write.state) if write else None) == self.latest.get(p) \
+                    or (write and write.state == APPLIED and write.etag_after == read.etag):
+                known[p] = read  # no write since, or the read shows the latest write's result
             elif write and write.state == APPLIED and write.etag_after and write.etag_before == read.etag:
                 known[p] = Product(p, write.quantity_after, write.etag_after,
                                    {**read.body, "quantity": write.quantity_after})

@@ -228,6 +228,38 @@ def test_a_product_another_holder_wrote_while_the_batch_waited_for_its_lock_is_k
     placement.assert_settled()
 
 
+def test_a_product_read_after_another_holders_write_landed_is_not_read_again(placement, peers):
+    """The batch reads the product while another holder's write has landed but is still pending in
+    the ledger; once that write is marked applied (with its ETag), the read is the product as it is."""
+    job_id = placement.submit(1, [{"product_id": 74, "quantity": 1}])
+    outcomes = {}
+    with placement.database.engine.connect() as other:
+        assert other.execute(TRY_LOCK, {"key": product_key(74)}).scalar()
+        other.commit()
+        product = requests.get(f"{peers.url}/products/74", timeout=5)
+        with placement.database.transaction() as session:
+            write = StockWrite(product_id=74, state="pending", quantity_before=1000, quantity_after=500,
+                               etag_before=product.headers["ETag"])
+            session.add(write)
+        changed = requests.put(product.url, json={**product.json(), "quantity": 500},
+                               headers={"If-Match": product.headers["ETag"]}, timeout=5)
+        placing = threading.Thread(target=lambda: outcomes.update(placement.place()))
+        placing.start()
+        while not other.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                                     )).scalar():
+            other.commit()
+        with placement.database.transaction() as session:
+            session.get(StockWrite, write.id).state = APPLIED
+            session.get(StockWrite, write.id).etag_after = changed.headers["ETag"]
+        other.execute(UNLOCK_EVERYTHING)
+        other.commit()
+        placing.join()
+
+    assert outcomes[job_id].status == "completed" and peers.product(74)["quantity"] == 499
+    assert peers.stats()["requests"]["get_product"] == 2  # the other holder's, and the batch's before the lock
+    placement.assert_settled()
+
+
 def test_a_product_repriced_from_outside_before_another_holders_write_is_read_again_and_keeps_its_price(
         placement, peers):
     job_id, outcome = _changed_while_waiting_for_the_lock(placement, peers, 73, ledgered=True, repriced_first=True)

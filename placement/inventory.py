@@ -154,8 +154,9 @@ class _Share:
 
 
 def apply(ctx: PlacementContext, wants: list[Want]) -> None:
-    """Settle, check and change the stock for `wants` (in arrival order): one read and at most
-    one write per product. A want left with `refused` None moved all it had to."""
+    """Settle, check and change the stock for `wants` (in arrival order): one read per product
+    (again under the lock where the ledger cannot vouch for it) and at most one write. A want left
+    with `refused` None moved all it had to."""
     connection = ctx.connection
     for want in wants:
         want.refused = None

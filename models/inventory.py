@@ -47,9 +47,6 @@ class StockWrite(Base, Timestamps):
     quantity_before: Mapped[int] = mapped_column(BigInteger)
     quantity_after: Mapped[int] = mapped_column(BigInteger)
     etag_before: Mapped[str | None] = mapped_column(String(128))
-    # The ETag the catalog answered the write with, once applied by its PUT (None: applied as found
-    # by reading the product back, or a catalog without ETags).
-    etag_after: Mapped[str | None] = mapped_column(String(128))
 
 
 class InventoryMove(Base, Timestamps):

@@ -11,16 +11,7 @@ deadlock), then:
    is repeated or lost; a write whose version has not moved may still be in
    flight, so it is fenced (the same quantity written back with If-Match on
    that version) and can never land later;
-2. reads each product once (that read is the stock check). The reads are
-   made before the locks are taken, so a hold lasts one catalog round trip
-   (the writes), not two: a single order that needs a product an import's
-   batch holds waits for that batch's writes only. Once the lock is held, the
-   ledger's latest write on the product tells whether that read still stands:
-   no write since, it does; one applied write since, based on that very
-   version, the product is that write's result (its quantity and the ETag its
-   PUT was answered with); anything else, or no ETag, and the product is read
-   again under the lock. A change from outside the service in between is
-   caught by If-Match, as any other;
+2. reads each product once (that read is the stock check);
 3. allocates stock to the batch's jobs in arrival order, all or nothing per
    job: a job that does not fit takes nothing;
 4. writes each product once with the total (If-Match when the catalog gives an
@@ -38,7 +29,7 @@ from collections import defaultdict
 from contextlib import suppress
 from dataclasses import dataclass, field
 
-from sqlalchemy import Integer, String, bindparam, func, insert, select, true, union, update
+from sqlalchemy import Integer, bindparam, func, insert, select, true, union, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import OperationalError
@@ -99,17 +90,13 @@ OWN_MOVES = select(moves.c.job_id, moves.c.product_id, moves.c.kind, moves.c.qua
 _locked = (func.unnest(bindparam("product_ids", type_=ARRAY(Integer))).table_valued("product_id")
            .render_derived(name="locked"))
 _WRITE_COLUMNS = (writes.c.id, writes.c.product_id, writes.c.state, writes.c.quantity_before,
-                  writes.c.quantity_after, writes.c.etag_before, writes.c.etag_after)
+                  writes.c.quantity_after, writes.c.etag_before)
 _latest = (select(*_WRITE_COLUMNS).where(writes.c.product_id == _locked.c.product_id)
            .order_by(writes.c.id.desc()).limit(1).lateral("latest"))
-#
-# The first part is also each product's latest write in any state: what a read taken before the lock
-# is checked against (LATEST_WRITES, read before it).
 WRITES_TO_SETTLE = union(
-    select(_latest).select_from(_locked).join(_latest, true()),
+    select(_latest).select_from(_locked).join(_latest, true()).where(_latest.c.state == PENDING),
     select(*_WRITE_COLUMNS).where(writes.c.id.in_(bindparam("write_ids", expanding=True))),
 ).order_by("id")
-LATEST_WRITES = select(_latest.c.product_id, _latest.c.id, _latest.c.state).select_from(_locked).join(_latest, true())
 
 _NEW_WRITES = insert(writes).returning(writes.c.id, writes.c.product_id, sort_by_parameter_order=True)
 _SHARES = pg_insert(moves)
@@ -120,13 +107,10 @@ _SHARES = _SHARES.on_conflict_do_update(
 
 
 def _mark_writes():
-    """Record how writes ended, in one statement: the writes :write_ids :state, each with the ETag
-    its PUT was answered with (:etags, in the same order), and the moves that rode on them
-    :move_state (applied with an applied write, planned again with a void one)."""
-    given = (func.unnest(bindparam("write_ids", type_=ARRAY(Integer)), bindparam("etags", type_=ARRAY(String())))
-             .table_valued("id", "etag").render_derived(name="given"))
-    ended = (update(writes).where(writes.c.id == given.c.id)
-             .values(state=bindparam("state"), etag_after=given.c.etag, updated_at=func.now())
+    """Record how writes ended, in one statement: the writes :write_ids :state, and the moves that
+    rode on them :move_state (applied with an applied write, planned again with a void one)."""
+    ended = (update(writes).where(writes.c.id == func.any(bindparam("write_ids", type_=ARRAY(Integer))))
+             .values(state=bindparam("state"), updated_at=func.now())
              .returning(writes.c.id).cte("ended"))
     moved = (update(moves).where(moves.c.write_id.in_(select(ended.c.id)))
              .values(state=bindparam("move_state"), updated_at=func.now()).returning(moves.c.id).cte("moved"))
@@ -154,9 +138,8 @@ class _Share:
 
 
 def apply(ctx: PlacementContext, wants: list[Want]) -> None:
-    """Settle, check and change the stock for `wants` (in arrival order): one read per product
-    (again under the lock where the ledger cannot vouch for it) and at most one write. A want left
-    with `refused` None moved all it had to."""
+    """Settle, check and change the stock for `wants` (in arrival order): one read and at most
+    one write per product. A want left with `refused` None moved all it had to."""
     connection = ctx.connection
     for want in wants:
         want.refused = None
@@ -167,8 +150,6 @@ def apply(ctx: PlacementContext, wants: list[Want]) -> None:
                       | {product for (_, product, kind) in own if kind == TAKE})
     if not products:
         return
-    seen = {row.product_id: (row.id, row.state) for row in connection.execute(LATEST_WRITES, {"product_ids": products})}
-    early = dict(zip(products, ctx.gather([ctx.catalog.get_product(p) for p in products])))
     keys = [product_key(product) for product in products]
     try:
         connection.execute(LOCK_ALL, {"keys": keys})
@@ -184,7 +165,7 @@ def apply(ctx: PlacementContext, wants: list[Want]) -> None:
             want.refused = busy
         return
     try:
-        _apply_locked(ctx, wants, own, products, keys, _Read(seen, early))
+        _apply_locked(ctx, wants, own, products, keys)
     except BaseException:
         with suppress(Exception):  # a broken connection released them already; the first error counts
             connection.execute(UNLOCK_ALL, {"keys": keys})
@@ -192,45 +173,11 @@ def apply(ctx: PlacementContext, wants: list[Want]) -> None:
     connection.execute(UNLOCK_ALL, {"keys": keys})
 
 
-@dataclass(frozen=True)
-class _Read:
-    """The products as read before the locks were taken, and their latest writes (id, state) then."""
-
-    latest: dict[int, tuple[int, str]]
-    products: dict[int, Product | Exception]
-
-    def still_current(self, rows, products: list[int]) -> dict[int, Product]:
-        """The products as they are now, where the ledger's latest writes (`rows`) tell, with an ETag
-        for If-Match to catch a change from outside the service: as read, if no one wrote them since
-        (or the read already shows the latest write's result); as written, if one write did since
-        (applied, answered with an ETag, and based on the very version read: the product is that
-        read with the write's quantity). The rest must be read."""
-        latest = {}
-        for row in rows:  # a product's latest write has its highest id
-            if row.id > getattr(latest.get(row.product_id), "id", 0):
-                latest[row.product_id] = row
-        known = {}
-        for p in products:
-            read, write = self.products[p], latest.get(p)
-            if not (isinstance(read, Product) and read.etag):
-                continue
-            if ((write.id, write.state) if write else None) == self.latest.get(p) \
-                    or (write and write.state == APPLIED and write.etag_after == read.etag):
-                known[p] = read  # no write since, or the read shows the latest write's result
-            elif write and write.state == APPLIED and write.etag_after and write.etag_before == read.etag:
-                known[p] = Product(p, write.quantity_after, write.etag_after,
-                                   {**read.body, "quantity": write.quantity_after})
-        return known
-
-
-def _apply_locked(ctx, wants, own, products, keys, read: _Read) -> None:
+def _apply_locked(ctx, wants, own, products, keys) -> None:
     connection = ctx.connection
     riding = [move["write_id"] for move in own.values() if move["state"] == PENDING]
-    rows = connection.execute(WRITES_TO_SETTLE, {"product_ids": products, "write_ids": riding}).all()
-    settle = [row for row in rows if row.state == PENDING or row.id in riding]
-    current = read.still_current(rows, products)
-    stale = [p for p in products if p not in current]
-    current.update(zip(stale, ctx.gather([ctx.catalog.get_product(p) for p in stale])))
+    settle = connection.execute(WRITES_TO_SETTLE, {"product_ids": products, "write_ids": riding}).all()
+    current = dict(zip(products, ctx.gather([ctx.catalog.get_product(p) for p in products])))
     outcome, settled_now = {}, {}  # write id -> APPLIED / VOID: every write looked at, those settled here
     for write in settle:
         if write.state != PENDING:
@@ -330,12 +277,12 @@ def _write(ctx, shares: dict[int, list[_Share]], current: dict, keys: list[int])
         {"product_id": p, "state": PENDING, "quantity_before": current[p].quantity, "quantity_after": targets[p],
          "etag_before": current[p].etag} for p in planned], shares)
 
-    failed_writes, ended, etags = {}, {}, {}
+    failed_writes, ended = {}, {}
     puts = ctx.gather([ctx.catalog.set_quantity(current[p], targets[p]) for p in planned])
     for product_id, answer in zip(planned, puts):
         write_id = write_ids[product_id]
         if isinstance(answer, Product):
-            ended[write_id], etags[write_id] = APPLIED, answer.etag
+            ended[write_id] = APPLIED
             continue
         if isinstance(answer, (PreconditionFailed, NotFound)):
             ended[write_id] = VOID  # refused: nothing changed
@@ -353,7 +300,7 @@ def _write(ctx, shares: dict[int, list[_Share]], current: dict, keys: list[int])
                 failed_writes[product_id] = waits(TransientPeerError.code,
                                                   f"the write of product {product_id} did not land",
                                                   {"peer": "catalog", "status": None})
-    _mark(ctx.connection, ended, etags)
+    _mark(ctx.connection, ended)
     return failed_writes
 
 
@@ -391,14 +338,12 @@ def _settle_now(ctx, write_id, product_id, before: Product, target: int) -> bool
     return landed
 
 
-def _mark(connection, ended: dict[int, str], etags: dict[int, str | None] | None = None) -> None:
-    """Record how writes ended (and the ETags their PUTs were answered with), in one statement per
-    outcome."""
+def _mark(connection, ended: dict[int, str]) -> None:
+    """Record how writes ended, in one statement per outcome."""
     for state, move_state in ((APPLIED, APPLIED), (VOID, PLANNED)):
         ids = [write_id for write_id, outcome in ended.items() if outcome == state]
         if ids:
-            connection.execute(MARK_WRITES, {"write_ids": ids, "etags": [(etags or {}).get(i) for i in ids],
-                                             "state": state, "move_state": move_state})
+            connection.execute(MARK_WRITES, {"write_ids": ids, "state": state, "move_state": move_state})
 
 
 def _settle(ctx: PlacementContext, write, product: Product) -> tuple[bool, Product]:

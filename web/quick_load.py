@@ -97,8 +97,7 @@ class QuickLoad(Schema):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._quick = {unknown: _schema_check(self, unknown) for unknown in (RAISE, EXCLUDE)}
-        self._quick[None] = self._quick[self.unknown]
+        self._quick = {unknown: _schema_check(self, unknown) for unknown in (None, RAISE, EXCLUDE)}
 
     def load(self, data, *, many=None, partial=None, unknown=None):
         quick = self._quick.get(unknown)

@@ -125,6 +125,12 @@ def test_what_it_does_not_model_fails_when_the_schema_is_built():
     class Dated(QuickLoad):
         at = fields.DateTime()
 
-    for schema in (Renamed, Hooked, Dated):
+    class Including(QuickLoad):
+        class Meta:
+            unknown = INCLUDE
+
+        customer = fields.Integer()
+
+    for schema in (Renamed, Hooked, Dated, Including):
         with pytest.raises(TypeError, match="quick_load does not model"):
             schema()

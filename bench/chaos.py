@@ -200,8 +200,9 @@ class Run:
         self.exited.update(worker.name for worker in self.workers if not worker.alive())
 
     def drive(self) -> float:
-        # A sale writes its one product once per batch, a few dozen writes in all: more of them answer 503.
-        self.set_faults(error_rate=0.10, put_apply_then_error_rate=0.3 if self.args.sale else 0.05, hang_rate=0.02,
+        # A sale writes its one product once per batch, and only while it has stock: a dozen or two writes
+        # in all. Half of them answer 503 once applied, so that the run cannot end without that fault.
+        self.set_faults(error_rate=0.10, put_apply_then_error_rate=0.5 if self.args.sale else 0.05, hang_rate=0.02,
                         hang_seconds=1.5, scope="all")
         stop = threading.Event()
         chaos = threading.Thread(target=self._chaos, args=(stop,), daemon=True)

@@ -28,11 +28,11 @@ def test_nothing_is_lost_doubled_or_oversold_under_chaos(tmp_path, own_broker_ki
 
 
 def test_a_flash_sale_places_exactly_its_stock_under_chaos(tmp_path, own_broker_kind):
-    # 1,000 customers race for 200 units of one product while the broker goes away, workers are killed and
+    # 1,000 customers race for 400 units of one product while the broker goes away, workers are killed and
     # the catalog fails (5xx, writes applied then answered 503, hangs): enough orders for the sale to outlast
     # the faults, one a second.
     args = chaos.parser().parse_args([
-        "--broker", own_broker_kind, "--sale", "200", "--orders", "1000", "--clients", "32", "--workers", "2",
+        "--broker", own_broker_kind, "--sale", "400", "--orders", "1000", "--clients", "32", "--workers", "2",
         "--kills", "3", "--broker-outages", "1", "--chaos-interval", "1", "--settle-timeout", "240",
         "--own-postgres", "--out", str(tmp_path / "chaos.json"),
     ])
@@ -43,7 +43,7 @@ def test_a_flash_sale_places_exactly_its_stock_under_chaos(tmp_path, own_broker_
     faults = report["faults_injected"]
     assert faults["worker_sigkill"] == 3 and faults["broker_outage"] == 1
     assert faults["error"] > 0 and faults["put_apply_then_error"] > 0
-    assert (report["completed"], report["rejected"], report["sale_stock_left"]) == (200, 800, 0)
+    assert (report["completed"], report["rejected"], report["sale_stock_left"]) == (400, 600, 0)
     assert report["units_oversold"] == 0 and report["ledger_mismatches"] == 0
     assert report["cancellations_requested"] == 0  # a cancellation would give its unit back
     assert report["jobs"] == report["orders_submitted"]  # a key sent twice made one job

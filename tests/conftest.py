@@ -10,6 +10,7 @@ from devstack import stack as procs
 from devstack.brokers import BROKERS
 from devstack.services import DEFAULT_DATABASE_URL
 from models import Base
+from models.db import Database
 from tests import parallel
 from tests.parallel import pytest_make_parametrize_id  # noqa: F401 - a hook
 
@@ -85,3 +86,13 @@ def engine(migrated):
     with migrated.begin() as connection:
         connection.execute(EMPTY_EVERY_TABLE)
     return migrated
+
+
+@pytest.fixture()
+def connection(engine, database_url):
+    """A connection as one task execution holds it (`models.db.Database`: AUTOCOMMIT, its advisory
+    locks released when it is given back) on the module's database, every table emptied before."""
+    database = Database(database_url, pool_size=1)
+    with database.connection() as connection:
+        yield connection
+    database.dispose()

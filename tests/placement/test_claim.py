@@ -3,30 +3,10 @@ their own, imports' lines at most a bounded number of batches at once, and a new
 interleave with a running import's instead of waiting behind them."""
 import uuid
 
-import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
-import migrations
-from models.db import Database
 from models.jobs import IMPORTS, SINGLES
 from placement.jobs import IMPORT_BATCHES_IN_FLIGHT, Line, claim, submit, submit_many
-
-
-@pytest.fixture(scope="module")
-def database(database_url):
-    engine = create_engine(database_url)
-    migrations.upgrade(engine)
-    engine.dispose()
-    database = Database(database_url)
-    yield database
-    database.dispose()
-
-
-@pytest.fixture()
-def connection(database):
-    with database.connection() as connection:
-        connection.exec_driver_sql("DELETE FROM job_events; DELETE FROM jobs; DELETE FROM imports")
-        yield connection
 
 
 def _import(connection, lines: int) -> list[uuid.UUID]:

@@ -2,30 +2,10 @@
 lost wake-up of an import's lines wakes the imports lane and a single order's the single orders'."""
 from datetime import timedelta
 
-import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
-import migrations
-from models.db import Database
 from placement.jobs import Line, submit, submit_many
 from tasks.sweeper import _OVERDUE_JOBS
-
-
-@pytest.fixture(scope="module")
-def database(database_url):
-    engine = create_engine(database_url)
-    migrations.upgrade(engine)
-    engine.dispose()
-    database = Database(database_url)
-    yield database
-    database.dispose()
-
-
-@pytest.fixture()
-def connection(database):
-    with database.connection() as connection:
-        connection.exec_driver_sql("DELETE FROM job_events; DELETE FROM jobs; DELETE FROM imports")
-        yield connection
 
 
 def _overdue(connection) -> dict:

@@ -9,14 +9,13 @@ from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields, post_
 
 from placement.items import INT32_MAX
 from web.quick_load import QuickLoad
-from web.schemas import order_request_schema
+from web.schemas import import_request_schema, order_request_schema
 
 MAX_LINES, MAX_ITEMS, MAX_QUANTITY = 5, 3, 10
 
 
 def import_schema(webhooks_enabled: bool, allow_private: bool) -> QuickLoad:
-    # The application's own factory (web.schemas), with limits small enough for the edges to be hit.
-    from web.schemas import import_request_schema
+    # The application's own factories, with limits small enough for the edges to be hit.
     order = order_request_schema(MAX_ITEMS, MAX_QUANTITY, webhooks_enabled, allow_private)
     return import_request_schema(order, MAX_LINES)()
 
